@@ -1,0 +1,272 @@
+"""Connecting a user's Outlook account (OAuth 2.0 auth-code flow with MSAL) and tokens.
+
+Owns: the pending-flow store (single use, bound to the Communifire user who started it,
+expiring), the callback's decisions (each bad case of SPEC section 7 gets its own
+outcome and stores nothing), the sealed per-user MSAL token cache, and silent token
+acquisition (``invalid_grant`` -> the user needs to reconnect). MSAL apps are built per
+call (MSAL web-app sample); nothing here logs a token, code, secret or state value.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Callable, Mapping
+
+import msal
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+from core.crypto import CryptoError, Sealer
+from core.http import VerifyingSession
+from core.settings import SCOPES, Settings
+from core.storage import Storage, escape_key
+from core.users import CONNECTED, NEEDS_RECONNECT, UserRecord, UserStore
+
+log = logging.getLogger(__name__)
+
+FLOW_LIFETIME = timedelta(minutes=10)
+_FLOW_PK = "flow"
+RECONNECT_ERRORS = frozenset({"invalid_grant", "interaction_required", "consent_required", "login_required"})
+
+MsalFactory = Callable[..., msal.ConfidentialClientApplication]
+
+
+class ReconnectRequired(Exception):
+    """The user's consent or refresh token is gone: they must connect again."""
+
+
+class TransientAuthError(Exception):
+    """Token acquisition failed for a reason worth retrying later."""
+
+
+def msal_factory(settings: Settings) -> MsalFactory:
+    """Build MSAL apps for these settings (one per call, as MSAL's web sample does)."""
+
+    def make(cache: msal.TokenCache | None = None, authority: str | None = None) -> msal.ConfidentialClientApplication:
+        return msal.ConfidentialClientApplication(
+            settings.client_id,
+            client_credential=settings.client_secret,
+            authority=authority or settings.authority,
+            token_cache=cache,
+            http_client=VerifyingSession(settings.verify),
+            # For an authority host that is not Microsoft's (a national cloud proxy, the
+            # local emulator), discovery would still call login.microsoftonline.com.
+            instance_discovery=None if settings.microsoft_authority else False,
+        )
+
+    return make
+
+
+# -- pending flows -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PendingFlow:
+    user_id: str
+    flow: dict[str, Any]
+    expires_at: datetime
+
+
+class FlowStore:
+    """AuthFlows table: the MSAL flow dict, sealed, keyed by its ``state``."""
+
+    def __init__(self, storage: Storage, sealer: Sealer):
+        self._table = storage.table("AuthFlows")
+        self._sealer = sealer
+
+    def put(self, user_id: str, flow: Mapping[str, Any], expires_at: datetime) -> None:
+        state = flow["state"]
+        sealed = self._sealer.seal(json.dumps({"user_id": user_id, "flow": dict(flow)}).encode(), owner=f"flow:{state}")
+        self._table.create_entity(
+            {"PartitionKey": _FLOW_PK, "RowKey": escape_key(state), "Flow": sealed, "ExpiresAt": expires_at}
+        )
+
+    def take(self, state: str) -> PendingFlow | None:
+        """Fetch and delete a flow: a state value is good for one callback only."""
+        try:
+            entity = self._table.get_entity(_FLOW_PK, escape_key(state))
+            self._table.delete_entity(
+                _FLOW_PK, escape_key(state), etag=entity.metadata["etag"], match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return None
+        try:
+            data = json.loads(self._sealer.open(entity["Flow"], owner=f"flow:{state}"))
+        except CryptoError:
+            return None
+        return PendingFlow(user_id=data["user_id"], flow=data["flow"], expires_at=entity["ExpiresAt"])
+
+    def purge_expired(self, now: datetime) -> int:
+        count = 0
+        for entity in self._table.query_entities(
+            "PartitionKey eq @pk and ExpiresAt lt @now", parameters={"pk": _FLOW_PK, "now": now}
+        ):
+            try:
+                self._table.delete_entity(_FLOW_PK, entity["RowKey"])
+                count += 1
+            except ResourceNotFoundError:
+                pass
+        return count
+
+
+# -- connect / callback / disconnect ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of a callback: ``code`` names the case (tests and logs use it)."""
+
+    ok: bool
+    code: str
+    title: str
+    message: str
+    status: int = 200
+    user_id: str = ""
+
+
+class SyncDisabled(Exception):
+    """EnableCalendarSync is false."""
+
+
+def start_connect(settings: Settings, flows: FlowStore, make_app: MsalFactory, user_id: str, now: datetime) -> str:
+    """Begin the auth-code flow for a Communifire user; returns the sign-in URL."""
+    if not settings.sync_enabled:
+        raise SyncDisabled("Calendar sync is turned off (EnableCalendarSync is false).")
+    flow = make_app().initiate_auth_code_flow(list(SCOPES), redirect_uri=settings.redirect_uri)
+    flows.put(user_id, flow, now + FLOW_LIFETIME)
+    return flow["auth_uri"]
+
+
+_OUTCOMES = {
+    "connected": (True, "Outlook calendar connected", "Your Outlook calendar is now connected. You can close this window.", 200),
+    "missing_state": (False, "Sign-in link incomplete", "This page was opened without a sign-in request. Start again from My Calendar.", 400),
+    "invalid_state": (False, "Sign-in link expired or already used", "This sign-in link is no longer valid. Start again from My Calendar.", 400),
+    "expired": (False, "Sign-in took too long", "The sign-in request expired. Start again from My Calendar.", 400),
+    "access_denied": (False, "Permission not given", "You did not allow access to your Outlook calendar, so nothing was connected.", 403),
+    "signin_error": (False, "Sign-in failed", "Microsoft sign-in reported an error, so nothing was connected. Try again later.", 400),
+    "wrong_tenant": (False, "Account from another organization", "This account belongs to another organization. Sign in with your work account.", 403),
+    "token_error": (False, "Sign-in could not be completed", "Microsoft refused to complete the sign-in. Start again from My Calendar.", 400),
+    "disabled": (False, "Calendar sync is turned off", "Your administrator has not enabled calendar sync.", 403),
+}
+
+
+def outcome(code: str, user_id: str = "") -> Outcome:
+    ok, title, message, status = _OUTCOMES[code]
+    return Outcome(ok, code, title, message, status, user_id)
+
+
+def finish_connect(
+    settings: Settings,
+    flows: FlowStore,
+    users: UserStore,
+    sealer: Sealer,
+    make_app: MsalFactory,
+    params: Mapping[str, str],
+    now: datetime,
+) -> Outcome:
+    """Handle the redirect back from Entra ID; on any bad case store nothing."""
+    state = params.get("state", "")
+    if not state:
+        return outcome("missing_state")
+    pending = flows.take(state)  # single use: deleted before anything else happens
+    if pending is None:
+        return outcome("invalid_state")
+    user_id = pending.user_id
+    if pending.expires_at <= now:
+        return outcome("expired", user_id)
+    if params.get("error"):
+        return outcome("access_denied" if params["error"] == "access_denied" else "signin_error", user_id)
+    if not settings.sync_enabled:
+        return outcome("disabled", user_id)
+    cache = msal.SerializableTokenCache()
+    app = make_app(cache)
+    try:
+        result = app.acquire_token_by_auth_code_flow(pending.flow, dict(params), scopes=list(SCOPES))
+    except ValueError:  # state mismatch: MSAL's CSRF signal
+        return outcome("invalid_state", user_id)
+    except RuntimeError:  # id token nonce mismatch
+        return outcome("token_error", user_id)
+    if "error" in result:
+        log.warning("token redemption refused", extra={"user_id": user_id, "error": result.get("error")})
+        return outcome("token_error", user_id)
+    claims = result.get("id_token_claims") or {}
+    tenant = claims.get("tid", "")
+    if settings.single_tenant and tenant.lower() != settings.tenant_id.lower():
+        log.warning("sign-in from another tenant refused", extra={"user_id": user_id})
+        return outcome("wrong_tenant", user_id)
+    accounts = app.get_accounts()
+    home = accounts[0]["home_account_id"] if accounts else f"{claims.get('oid', '')}.{tenant}"
+    previous = users.get(user_id)
+    record = UserRecord(
+        user_id=user_id,
+        state=CONNECTED,
+        tenant_id=tenant,
+        oid=claims.get("oid", ""),
+        upn=claims.get("preferred_username", ""),
+        home_account_id=home,
+        sealed_cache=sealer.seal(cache.serialize().encode(), owner=user_id),
+        connected_at=now,
+        next_due_at=now,
+    )
+    if previous is not None and previous.oid == record.oid:
+        # Reconnecting the same mailbox keeps its sync position.
+        record = replace(record, delta_link=previous.delta_link, delta_window_start=previous.delta_window_start)
+    users.save(record)
+    log.info("outlook account connected", extra={"user_id": user_id})
+    return outcome("connected", user_id)
+
+
+# -- tokens for sync -------------------------------------------------------------------
+
+
+class TokenSource:
+    """Access tokens for one user, acquired silently from their sealed cache."""
+
+    def __init__(self, settings: Settings, users: UserStore, sealer: Sealer, make_app: MsalFactory, user: UserRecord):
+        self._settings = settings
+        self._users = users
+        self._sealer = sealer
+        self._make_app = make_app
+        self.user = user
+
+    def __call__(self, force_refresh: bool = False) -> str:
+        user = self.user
+        if user.state != CONNECTED or not user.sealed_cache:
+            raise ReconnectRequired("the user is not connected")
+        cache = msal.SerializableTokenCache()
+        try:
+            cache.deserialize(self._sealer.open(user.sealed_cache, owner=user.user_id).decode())
+        except CryptoError as exc:
+            raise ReconnectRequired(f"token cache cannot be opened: {exc}") from exc
+        app = self._make_app(cache, authority=self._settings.tenant_authority(user.tenant_id))
+        account = next((a for a in app.get_accounts() if a.get("home_account_id") == user.home_account_id), None)
+        if account is None:
+            raise ReconnectRequired("no account in the token cache")
+        result = app.acquire_token_silent_with_error(list(SCOPES), account, force_refresh=force_refresh)
+        if result is None:
+            raise ReconnectRequired("no token could be acquired silently")
+        if "error" in result:
+            if result["error"] in RECONNECT_ERRORS:
+                raise ReconnectRequired(f"{result['error']} (codes {result.get('error_codes', [])})")
+            raise TransientAuthError(str(result["error"]))
+        if cache.has_state_changed:
+            self._save_cache(cache)
+        return result["access_token"]
+
+    def _save_cache(self, cache: msal.SerializableTokenCache) -> None:
+        sealed = self._sealer.seal(cache.serialize().encode(), owner=self.user.user_id)
+        try:
+            self.user = self._users.save(replace(self.user, sealed_cache=sealed))
+        except ResourceModifiedError:
+            fresh = self._users.get(self.user.user_id)
+            if fresh is not None:
+                self.user = self._users.save(replace(fresh, sealed_cache=sealed))
+
+
+def mark_needs_reconnect(users: UserStore, user: UserRecord, reason: str) -> UserRecord:
+    """Stop syncing a user whose consent is gone; keep their data (SPEC section 7)."""
+    fresh = users.get(user.user_id) or user
+    return users.save(replace(fresh, state=NEEDS_RECONNECT, last_error=f"needs reconnect: {reason}"[:500], sealed_cache=""))

@@ -1,0 +1,103 @@
+"""The composition root: the only place that reads the environment and builds clients.
+
+Owns: loading settings (process environment, else ``local.settings.json`` ``Values``),
+and building each dependency once per process (storage, sealer, MSAL factory), lazily,
+so cold start stays light and a bad setting gives one clear message, never a stack trace
+at the first request (SPEC section 2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Callable, Mapping
+
+from core.auth import FlowStore, MsalFactory, msal_factory
+from core.crypto import Sealer
+from core.settings import SETTING_HELP, Settings, parse_settings
+from core.storage import Storage
+from core.users import UserStore
+
+ROOT = Path(__file__).resolve().parent.parent
+_IDENTITY_KEYS = (
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__clientId",
+)
+
+
+def raw_settings(environ: Mapping[str, str] | None = None, settings_file: Path | None = None) -> dict[str, str]:
+    """Setting values: the environment wins over local.settings.json ``Values``."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    path = settings_file or Path(environ.get("OUTLOOK_SYNC_SETTINGS_FILE", ROOT / "local.settings.json"))
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        values.update({k: str(v) for k, v in (data.get("Values") or {}).items()})
+    for name in (*SETTING_HELP, *_IDENTITY_KEYS):
+        if name in environ:
+            values[name] = environ[name]
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    return parse_settings(raw_settings(environ), file_exists=os.path.isfile)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class App:
+    """Every dependency of the function app, built once from settings."""
+
+    settings: Settings
+    clock: Callable[[], datetime] = utcnow
+
+    @cached_property
+    def storage(self) -> Storage:
+        storage = Storage(self.settings)
+        storage.ensure()
+        return storage
+
+    @cached_property
+    def sealer(self) -> Sealer:
+        return Sealer(self.settings.encryption_keys)
+
+    @cached_property
+    def make_msal(self) -> MsalFactory:
+        return msal_factory(self.settings)
+
+    @cached_property
+    def users(self) -> UserStore:
+        return UserStore(self.storage)
+
+    @cached_property
+    def flows(self) -> FlowStore:
+        return FlowStore(self.storage, self.sealer)
+
+
+_lock = threading.Lock()
+_app: App | None = None
+
+
+def get_app() -> App:
+    """The process-wide App (settings are validated on first use)."""
+    global _app
+    with _lock:
+        if _app is None:
+            _app = App(load_settings())
+        return _app
+
+
+def set_app(app: App | None) -> None:
+    """Install an App (tests and the local host build their own)."""
+    global _app
+    with _lock:
+        _app = app

@@ -1,0 +1,267 @@
+"""Pure mapping between domain values and Table Storage rows (DESIGN.md, Storage).
+
+Owns: the row layout of one event's partition in the Events table:
+``event`` (root: version, organizer, meeting uid), ``seg|<start>``, ``exc|<start>``,
+``del|<start>``, ``rsvp|<user>|<scope>[|<start>]``, ``link|<user>|<outlook id>``.
+Keys use ``|`` as separator and escape each part, so Outlook and Communifire ids stay
+valid keys. ``diff_rows`` turns two states of one event into the upserts and deletes
+that move storage from one to the other. No I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import date, datetime, timezone
+from typing import Any, Iterable, Mapping
+
+from core.model import Attendee, Event, InstanceException, OutlookLink, Rsvp, Segment
+from core.recurrence import Pattern, Range, Recurrence
+
+ROOT = "event"
+_CHUNK = 30_000
+
+
+def _esc(value: str) -> str:
+    out = value.replace("%", "%25").replace("|", "%7C")
+    for ch, rep in (("/", "%2F"), ("\\", "%5C"), ("#", "%23"), ("?", "%3F")):
+        out = out.replace(ch, rep)
+    return out
+
+
+def _unesc(value: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(value)
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def _opt_iso(value: datetime | None) -> str:
+    return iso(value) if value else ""
+
+
+def _opt_dt(value: str | None) -> datetime | None:
+    return from_iso(value) if value else None
+
+
+def _big(props: dict[str, Any], name: str, text: str) -> None:
+    parts = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+    props[f"{name}Chunks"] = len(parts)
+    for i, part in enumerate(parts):
+        props[f"{name}{i}"] = part
+
+
+def _unbig(props: Mapping[str, Any], name: str) -> str:
+    return "".join(props.get(f"{name}{i}", "") for i in range(int(props.get(f"{name}Chunks") or 0)))
+
+
+# -- field values (used in segments, exceptions and snapshots) ------------------------
+
+
+def attendees_json(attendees: Iterable[Attendee]) -> list[dict[str, str]]:
+    return [asdict(a) for a in attendees]
+
+
+def attendees_from(data: Iterable[Mapping[str, str]]) -> tuple[Attendee, ...]:
+    return tuple(Attendee(**dict(a)) for a in data)
+
+
+def recurrence_json(rec: Recurrence | None) -> dict[str, Any] | None:
+    if rec is None:
+        return None
+    pattern = asdict(rec.pattern)
+    pattern["days_of_week"] = list(rec.pattern.days_of_week)
+    rng = asdict(rec.range)
+    rng["start_date"] = rec.range.start_date.isoformat()
+    rng["end_date"] = rec.range.end_date.isoformat() if rec.range.end_date else None
+    return {"pattern": pattern, "range": rng}
+
+
+def recurrence_from(data: Mapping[str, Any] | None) -> Recurrence | None:
+    if not data:
+        return None
+    pattern = dict(data["pattern"])
+    pattern["days_of_week"] = tuple(pattern["days_of_week"])
+    rng = dict(data["range"])
+    rng["start_date"] = date.fromisoformat(rng["start_date"])
+    rng["end_date"] = date.fromisoformat(rng["end_date"]) if rng.get("end_date") else None
+    return Recurrence(pattern=Pattern(**pattern), range=Range(**rng))
+
+
+def field_json(name: str, value: Any) -> Any:
+    if name in ("start", "end"):
+        return iso(value)
+    if name == "attendees":
+        return attendees_json(value)
+    if name == "recurrence":
+        return recurrence_json(value)
+    return value
+
+
+def field_from(name: str, value: Any) -> Any:
+    if name in ("start", "end"):
+        return from_iso(value)
+    if name == "attendees":
+        return attendees_from(value)
+    if name == "recurrence":
+        return recurrence_from(value)
+    return value
+
+
+# -- rows ----------------------------------------------------------------------------
+
+
+def segment_key(start: datetime) -> str:
+    return f"seg|{iso(start)}"
+
+
+def link_key(user_id: str, outlook_id: str) -> str:
+    return f"link|{_esc(user_id)}|{_esc(outlook_id)}"
+
+
+def rsvp_key(r: Rsvp) -> str:
+    tail = f"|{iso(r.original_start)}" if r.original_start else ""
+    return f"rsvp|{_esc(r.user_id)}|{r.scope}{tail}"
+
+
+def event_rows(event: Event, links: Iterable[OutlookLink] = ()) -> dict[str, dict[str, Any]]:
+    """All rows of an event's partition (RowKey -> properties), links included."""
+    rows: dict[str, dict[str, Any]] = {
+        ROOT: {
+            "Organizer": event.organizer,
+            "MeetingUid": event.meeting_uid,
+            "Calendar": event.calendar,
+            "Private": event.private,
+            "Title": event.title,
+            "UpdatedAt": _opt_iso(event.updated_at),
+        }
+    }
+    for seg in event.segments:
+        props: dict[str, Any] = {
+            "Start": iso(seg.start),
+            "End": iso(seg.end),
+            "Title": seg.title,
+            "Location": seg.location,
+            "IsAllDay": seg.is_all_day,
+            "TimeZone": seg.time_zone,
+            "Recurrence": json.dumps(recurrence_json(seg.recurrence), sort_keys=True),
+            "Attendees": json.dumps(attendees_json(seg.attendees), sort_keys=True),
+        }
+        _big(props, "Body", seg.body)
+        rows[segment_key(seg.start)] = props
+    for start, exc in event.exceptions.items():
+        changes = {k: field_json(k, v) for k, v in exc.changes.items()}
+        props = {"ModifiedAt": iso(exc.modified_at), "Source": exc.source}
+        _big(props, "Changes", json.dumps(changes, sort_keys=True))
+        rows[f"exc|{iso(start)}"] = props
+    for start in event.deleted:
+        rows[f"del|{iso(start)}"] = {"OriginalStart": iso(start)}
+    for r in event.rsvps:
+        rows[rsvp_key(r)] = {
+            "UserId": r.user_id,
+            "Scope": r.scope,
+            "Response": r.response,
+            "At": iso(r.at),
+            "OriginalStart": _opt_iso(r.original_start),
+        }
+    for link in links:
+        props = {
+            "UserId": link.user_id,
+            "OutlookId": link.outlook_id,
+            "Kind": link.kind,
+            "ContentHash": link.content_hash,
+            "SegmentStart": _opt_iso(link.segment_start),
+            "InstanceStart": _opt_iso(link.instance_start),
+            "ChangeKey": link.change_key,
+            "ICalUId": link.ical_uid,
+            "LastModified": _opt_iso(link.last_modified),
+            "Evidence": link.evidence,
+        }
+        _big(props, "Snapshot", json.dumps(dict(link.snapshot), sort_keys=True, default=str))
+        rows[link_key(link.user_id, link.outlook_id)] = props
+    return rows
+
+
+def rows_to_event(event_id: str, rows: Mapping[str, Mapping[str, Any]]) -> tuple[Event, list[OutlookLink]]:
+    """Rebuild an event and every user's links from its partition's rows."""
+    root = rows[ROOT]
+    segments, exceptions, deleted, rsvps, links = [], {}, set(), [], []
+    for key in sorted(rows):
+        props = rows[key]
+        kind = key.split("|", 1)[0]
+        if kind == "seg":
+            segments.append(
+                Segment(
+                    start=from_iso(props["Start"]),
+                    end=from_iso(props["End"]),
+                    title=props.get("Title", ""),
+                    body=_unbig(props, "Body"),
+                    location=props.get("Location", ""),
+                    is_all_day=bool(props.get("IsAllDay", False)),
+                    time_zone=props.get("TimeZone", "UTC"),
+                    recurrence=recurrence_from(json.loads(props.get("Recurrence") or "null")),
+                    attendees=attendees_from(json.loads(props.get("Attendees") or "[]")),
+                )
+            )
+        elif kind == "exc":
+            start = from_iso(key.split("|", 1)[1])
+            changes = {k: field_from(k, v) for k, v in json.loads(_unbig(props, "Changes") or "{}").items()}
+            exceptions[start] = InstanceException(start, changes, from_iso(props["ModifiedAt"]), props.get("Source", "outlook"))
+        elif kind == "del":
+            deleted.add(from_iso(key.split("|", 1)[1]))
+        elif kind == "rsvp":
+            rsvps.append(
+                Rsvp(
+                    user_id=props["UserId"],
+                    scope=props["Scope"],
+                    response=props["Response"],
+                    at=from_iso(props["At"]),
+                    original_start=_opt_dt(props.get("OriginalStart")),
+                )
+            )
+        elif kind == "link":
+            links.append(
+                OutlookLink(
+                    user_id=props["UserId"],
+                    outlook_id=props["OutlookId"],
+                    event_id=event_id,
+                    kind=props["Kind"],
+                    content_hash=props.get("ContentHash", ""),
+                    snapshot=json.loads(_unbig(props, "Snapshot") or "{}"),
+                    segment_start=_opt_dt(props.get("SegmentStart")),
+                    instance_start=_opt_dt(props.get("InstanceStart")),
+                    change_key=props.get("ChangeKey", ""),
+                    ical_uid=props.get("ICalUId", ""),
+                    last_modified=_opt_dt(props.get("LastModified")),
+                    evidence=props.get("Evidence", ""),
+                )
+            )
+    event = Event(
+        id=event_id,
+        organizer=root.get("Organizer", ""),
+        segments=tuple(segments),
+        exceptions=exceptions,
+        deleted=frozenset(deleted),
+        rsvps=tuple(rsvps),
+        meeting_uid=root.get("MeetingUid", ""),
+        calendar=root.get("Calendar", "my"),
+        private=bool(root.get("Private", False)),
+        updated_at=_opt_dt(root.get("UpdatedAt")),
+    )
+    return event, links
+
+
+def diff_rows(
+    old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Upserts (new or changed rows) and deletes (row keys gone) from old to new."""
+    upserts = {k: dict(v) for k, v in new.items() if dict(old.get(k) or {}) != dict(v)}
+    deletes = sorted(k for k in old if k not in new)
+    return upserts, deletes

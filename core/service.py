@@ -1,0 +1,153 @@
+"""The app's entry points, one per trigger and CLI command (the shell's front door).
+
+Owns: what each function does, end to end, given the composition root's ``App``; the
+triggers in ``functions/`` only parse their binding, call one of these and map the
+result. Everything here is safe to call twice (at-least-once delivery).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from typing import Any, Mapping
+
+from core import auth
+from core.audit import AuditStore
+from core.bootstrap import App
+from core.events import EventStore
+from core.rows import link_key
+from core.storage import escape_key
+from core.sync import SyncContext, SyncReport, apply_event_change, sync_user
+from core.users import due_users
+
+log = logging.getLogger(__name__)
+_USER_ID = re.compile(r"^[A-Za-z0-9._@:+=-]{1,128}$")
+
+
+class BadRequest(ValueError):
+    """The caller sent something unusable; the message says what."""
+
+
+class BadMessage(ValueError):
+    """A queue message that can never succeed: it goes to the poison queue with this reason."""
+
+
+def check_user_id(value: str | None) -> str:
+    value = (value or "").strip()
+    if not _USER_ID.match(value):
+        raise BadRequest("'user' must be a Communifire user id (1-128 letters, digits or ._@:+=-)")
+    return value
+
+
+def sync_context(app: App) -> SyncContext:
+    return SyncContext(
+        settings=app.settings,
+        users=app.users,
+        events=EventStore(app.storage),
+        audit=AuditStore(app.storage),
+        sealer=app.sealer,
+        make_msal=app.make_msal,
+        send=app.storage.send,
+        clock=app.clock,
+    )
+
+
+# -- HTTP --------------------------------------------------------------------------
+
+
+def connect_url(app: App, user: str | None) -> str:
+    """The Microsoft sign-in URL for a Communifire user (function key protected)."""
+    user_id = check_user_id(user)
+    return auth.start_connect(app.settings, app.flows, app.make_msal, user_id, app.clock())
+
+
+def callback(app: App, params: Mapping[str, str]) -> auth.Outcome:
+    result = auth.finish_connect(app.settings, app.flows, app.users, app.sealer, app.make_msal, params, app.clock())
+    log.info("oauth callback", extra={"user_id": result.user_id, "outcome": result.code})
+    return result
+
+
+def disconnect(app: App, user: str | None) -> bool:
+    """Forget everything that can reach the user's mailbox; keep Communifire's events."""
+    user_id = check_user_id(user)
+    events = EventStore(app.storage)
+    index = app.storage.table("OutlookIndex")
+    for outlook_id, event_id in events.event_ids_for_user(user_id).items():
+        try:
+            app.storage.table("Events").delete_entity(escape_key(event_id), link_key(user_id, outlook_id))
+        except Exception:  # noqa: BLE001 - a missing row is fine; nothing else may stop the wipe
+            log.info("link row already gone", extra={"user_id": user_id, "event_id": event_id})
+        try:
+            index.delete_entity(escape_key(user_id), escape_key(outlook_id))
+        except Exception:  # noqa: BLE001
+            pass
+    existed = app.users.delete(user_id)
+    log.info("outlook account disconnected", extra={"user_id": user_id, "existed": existed})
+    return existed
+
+
+def callback_page(result: auth.Outcome) -> str:
+    """A small self-contained page (no third-party resources, SPEC section 7)."""
+    colour = "#1a7f37" if result.ok else "#b42318"
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(result.title)}</title>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1f2328}"
+        f"h1{{font-size:1.4rem;color:{colour}}}</style></head><body>"
+        f"<h1>{html.escape(result.title)}</h1><p>{html.escape(result.message)}</p>"
+        f"<p><small>Reference: {html.escape(result.code)}</small></p></body></html>"
+    )
+
+
+CALLBACK_HEADERS = {
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+# -- timer and queues ------------------------------------------------------------------
+
+
+def enqueue_due(app: App) -> list[str]:
+    """Fan out: one sync job per connected user that is due."""
+    if not app.settings.sync_enabled:
+        log.info("calendar sync disabled; timer does nothing")
+        return []
+    now = app.clock()
+    due = due_users(app.users.all(), now)
+    for user in due:
+        app.storage.send("sync-jobs", {"v": 1, "user_id": user.user_id, "reason": "schedule", "at": now.isoformat()})
+    app.flows.purge_expired(now)
+    log.info("sync jobs enqueued", extra={"count": len(due)})
+    return [u.user_id for u in due]
+
+
+def parse_message(body: str, app: App) -> dict[str, Any]:
+    try:
+        message = app.storage.resolve(body)
+    except ValueError as exc:
+        raise BadMessage(f"not a JSON object: {exc}") from exc
+    if message.get("v") != 1:
+        raise BadMessage(f"unknown message version {message.get('v')!r} (expected 1)")
+    return message
+
+
+def run_sync_job(app: App, body: str) -> SyncReport:
+    message = parse_message(body, app)
+    try:
+        user_id = check_user_id(message.get("user_id"))
+    except BadRequest as exc:
+        raise BadMessage(str(exc)) from exc
+    return sync_user(sync_context(app), user_id)
+
+
+def run_write(app: App, body: str) -> str:
+    message = parse_message(body, app)
+    if message.get("kind") != "event_change" or not isinstance(message.get("change"), dict):
+        raise BadMessage(f"unknown writes message kind {message.get('kind')!r}")
+    return apply_event_change(sync_context(app), message)

@@ -1,0 +1,316 @@
+"""The app's settings (SPEC section 2), parsed and validated in one place.
+
+Owns: the names, defaults and validation of every setting. ``parse_settings`` is pure:
+it takes the raw string mapping (app settings / ``local.settings.json`` ``Values``) and
+returns either a ``Settings`` value or the list of problems, each naming its setting.
+Reading the environment happens in ``core.bootstrap``, the composition root.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+from urllib.parse import urlsplit
+
+DEFAULT_GRAPH = "https://graph.microsoft.com/v1.0"
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+DEFAULT_SCHEDULE = "0 */15 * * * *"
+CALLBACK_PATH = "/oauth2/outlook/callback"
+#: Delegated Graph permissions (MSAL adds openid, profile and offline_access itself).
+SCOPES: tuple[str, ...] = ("Calendars.ReadWrite", "User.Read")
+
+SECRET_SETTINGS = frozenset({"OutlookApiClientSecret", "TokenEncryptionKey", "AzureWebJobsStorage"})
+_KEY_VAULT_LITERAL = "@Microsoft.KeyVault("
+_STORAGE_IDENTITY_KEYS = ("AzureWebJobsStorage__tableServiceUri", "AzureWebJobsStorage__queueServiceUri")
+
+#: Every setting the app reads, in display order, with a one-line meaning.
+SETTING_HELP: dict[str, str] = {
+    "OutlookApiClientID": "Application (client) ID of the Entra app registration",
+    "OutlookApiClientSecret": "client secret of that app registration",
+    "SAMLTenantID": "Directory (tenant) ID",
+    "UseSAMLtenantIDForOutlook": "true: single tenant (default); false: multitenant app ('organizations')",
+    "EnableCalendarSync": "Enable calendar sync from 3rd party systems (default false)",
+    "SiteUrl": "intranet base URL; redirect URI = SiteUrl + /oauth2/outlook/callback",
+    "AzureWebJobsStorage": "storage account connection (or the identity-based AzureWebJobsStorage__* settings)",
+    "TokenEncryptionKey": "key(s) encrypting token caches at rest: kid:base64url(32 bytes)[,older...]",
+    "SyncSchedule": "timer NCRONTAB, six fields, UTC",
+    "SyncIntervalMinutes": "minutes between two syncs of one user (default 15)",
+    "MaxDeleteShare": "share of a user's events one sync may delete before an admin must confirm (default 0.5)",
+    "GraphApiBaseUrl": "Microsoft Graph base URL",
+    "AuthorityHost": "Entra ID sign-in host",
+    "TlsCaBundle": "optional extra CA certificates to trust (PEM file path)",
+    "StorageNamePrefix": "optional prefix for table and queue names (tests, side-by-side installs)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A missing or invalid setting."""
+
+    setting: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.setting}: {self.message}"
+
+
+class SettingsError(ValueError):
+    """Settings are missing or invalid; ``problems`` names each one."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("invalid settings: " + "; ".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConnection:
+    """Either a connection string or the identity-based service URIs."""
+
+    connection_string: str = ""
+    table_uri: str = ""
+    queue_uri: str = ""
+    client_id: str = ""
+
+    @property
+    def uses_identity(self) -> bool:
+        return not self.connection_string
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    client_id: str
+    client_secret: str = field(repr=False)
+    tenant_id: str
+    single_tenant: bool
+    sync_enabled: bool
+    site_url: str
+    storage: StorageConnection = field(repr=False)
+    encryption_keys: tuple[tuple[str, bytes], ...] = field(repr=False)
+    sync_schedule: str = DEFAULT_SCHEDULE
+    sync_interval_minutes: int = 15
+    max_delete_share: float = 0.5
+    graph_base_url: str = DEFAULT_GRAPH
+    authority_host: str = DEFAULT_AUTHORITY_HOST
+    ca_bundle: str | None = None
+    name_prefix: str = ""
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.site_url.rstrip("/") + CALLBACK_PATH
+
+    @property
+    def authority(self) -> str:
+        """Where users sign in: the tenant (single tenant) or 'organizations'."""
+        return f"{self.authority_host}/{self.tenant_id if self.single_tenant else 'organizations'}"
+
+    def tenant_authority(self, tenant_id: str) -> str:
+        """The tenant-specific authority used for silent calls after sign-in."""
+        return f"{self.authority_host}/{tenant_id}"
+
+    @property
+    def microsoft_authority(self) -> bool:
+        """True for Microsoft's own hosts (MSAL's instance discovery applies)."""
+        host = urlsplit(self.authority_host).hostname or ""
+        return host.endswith(("microsoftonline.com", "microsoftonline.us", "chinacloudapi.cn"))
+
+    @property
+    def verify(self) -> str | bool:
+        """The TLS verification value to pass on every outgoing call."""
+        return self.ca_bundle or True
+
+
+def _bool(raw: str | None, default: bool) -> bool | None:
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    return None
+
+
+def _is_guid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _url_problem(value: str, allow_loopback_http: bool) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if allow_loopback_http and parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost"):
+        return None
+    return f"must be an https:// URL, got {value!r}"
+
+
+def parse_encryption_keys(raw: str) -> tuple[tuple[str, bytes], ...]:
+    """Parse ``kid:base64url(32 bytes)[,kid:key...]``; the first key encrypts."""
+    keys: list[tuple[str, bytes]] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        kid, sep, encoded = part.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", kid):
+            raise ValueError("each key must look like 'kid:base64url-key' (run 'outlook-sync keygen')")
+        try:
+            key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except ValueError as exc:
+            raise ValueError(f"key {kid!r} is not valid base64url") from exc
+        if len(key) != 32:
+            raise ValueError(f"key {kid!r} must be 32 bytes (256 bits), got {len(key)}")
+        if any(k == kid for k, _ in keys):
+            raise ValueError(f"key id {kid!r} appears twice")
+        keys.append((kid, key))
+    if not keys:
+        raise ValueError("no key given")
+    return tuple(keys)
+
+
+def _validate_ncrontab(value: str) -> str | None:
+    fields = value.split()
+    if len(fields) not in (5, 6):
+        return f"must be an NCRONTAB expression with six fields (second minute hour day month weekday), got {value!r}"
+    if not all(re.fullmatch(r"[0-9A-Za-z*/,\-]+", f) for f in fields):
+        return f"has an invalid field: {value!r}"
+    return None
+
+
+def parse_settings(values: Mapping[str, str], file_exists: Callable[[str], bool] = lambda _p: True) -> Settings:
+    """Validate raw settings; raises SettingsError listing every problem at once."""
+    problems: list[Problem] = []
+
+    def get(name: str) -> str:
+        raw = (values.get(name) or "").strip()
+        if raw.startswith(_KEY_VAULT_LITERAL):
+            problems.append(Problem(name, "is an unresolved Key Vault reference (check the app's identity and access)"))
+            return ""
+        return raw
+
+    def require(name: str) -> str:
+        value = get(name)
+        if not value and not any(p.setting == name for p in problems):
+            problems.append(Problem(name, f"is missing ({SETTING_HELP[name]})"))
+        return value
+
+    client_id = require("OutlookApiClientID")
+    if client_id and not _is_guid(client_id):
+        problems.append(Problem("OutlookApiClientID", "must be the Application (client) ID, a GUID"))
+    secret = require("OutlookApiClientSecret")
+
+    single = _bool(values.get("UseSAMLtenantIDForOutlook"), True)
+    if single is None:
+        problems.append(Problem("UseSAMLtenantIDForOutlook", "must be true or false"))
+        single = True
+    tenant = get("SAMLTenantID")
+    if single and not tenant:
+        problems.append(Problem("SAMLTenantID", "is missing (required while UseSAMLtenantIDForOutlook is true)"))
+    elif tenant and not _is_guid(tenant):
+        problems.append(Problem("SAMLTenantID", "must be the Directory (tenant) ID, a GUID"))
+
+    enabled = _bool(values.get("EnableCalendarSync"), False)
+    if enabled is None:
+        problems.append(Problem("EnableCalendarSync", "must be true or false"))
+        enabled = False
+
+    site_url = require("SiteUrl")
+    if site_url and (msg := _url_problem(site_url, allow_loopback_http=True)):
+        problems.append(Problem("SiteUrl", msg))
+
+    storage = StorageConnection()
+    conn = get("AzureWebJobsStorage")
+    if conn:
+        storage = StorageConnection(connection_string=conn)
+    elif all(get(k) for k in _STORAGE_IDENTITY_KEYS):
+        storage = StorageConnection(
+            table_uri=get("AzureWebJobsStorage__tableServiceUri"),
+            queue_uri=get("AzureWebJobsStorage__queueServiceUri"),
+            client_id=get("AzureWebJobsStorage__clientId"),
+        )
+    elif not any(p.setting == "AzureWebJobsStorage" for p in problems):
+        problems.append(
+            Problem("AzureWebJobsStorage", "is missing (a connection string, or AzureWebJobsStorage__tableServiceUri and __queueServiceUri)")
+        )
+
+    keys: tuple[tuple[str, bytes], ...] = ()
+    raw_keys = require("TokenEncryptionKey")
+    if raw_keys:
+        try:
+            keys = parse_encryption_keys(raw_keys)
+        except ValueError as exc:
+            problems.append(Problem("TokenEncryptionKey", str(exc)))
+
+    schedule = get("SyncSchedule") or DEFAULT_SCHEDULE
+    if msg := _validate_ncrontab(schedule):
+        problems.append(Problem("SyncSchedule", msg))
+
+    interval = 15
+    raw_interval = get("SyncIntervalMinutes")
+    if raw_interval:
+        if raw_interval.isdigit() and 1 <= int(raw_interval) <= 1440:
+            interval = int(raw_interval)
+        else:
+            problems.append(Problem("SyncIntervalMinutes", "must be a whole number of minutes between 1 and 1440"))
+
+    share = 0.5
+    raw_share = get("MaxDeleteShare")
+    if raw_share:
+        try:
+            share = float(raw_share)
+        except ValueError:
+            share = -1.0
+        if not 0.0 < share <= 1.0:
+            problems.append(Problem("MaxDeleteShare", "must be a number above 0 and at most 1 (e.g. 0.5)"))
+
+    graph = (get("GraphApiBaseUrl") or DEFAULT_GRAPH).rstrip("/")
+    if msg := _url_problem(graph, allow_loopback_http=False):
+        problems.append(Problem("GraphApiBaseUrl", msg))
+    authority_host = (get("AuthorityHost") or DEFAULT_AUTHORITY_HOST).rstrip("/")
+    if msg := _url_problem(authority_host, allow_loopback_http=False):
+        problems.append(Problem("AuthorityHost", msg + " (MSAL refuses http:// authorities)"))
+
+    ca_bundle = get("TlsCaBundle") or None
+    if ca_bundle and not file_exists(ca_bundle):
+        problems.append(Problem("TlsCaBundle", f"file not found: {ca_bundle}"))
+
+    prefix = get("StorageNamePrefix")
+    if prefix and not re.fullmatch(r"[a-z][a-z0-9]{0,19}", prefix):
+        problems.append(Problem("StorageNamePrefix", "must be 1-20 lower-case letters and digits, starting with a letter"))
+
+    if problems:
+        raise SettingsError(problems)
+    return Settings(
+        client_id=client_id,
+        client_secret=secret,
+        tenant_id=tenant,
+        single_tenant=bool(single),
+        sync_enabled=bool(enabled),
+        site_url=site_url.rstrip("/"),
+        storage=storage,
+        encryption_keys=keys,
+        sync_schedule=schedule,
+        sync_interval_minutes=interval,
+        max_delete_share=share,
+        graph_base_url=graph,
+        authority_host=authority_host,
+        ca_bundle=ca_bundle,
+        name_prefix=prefix,
+    )
+
+
+def mask(name: str, value: str | None) -> str:
+    """A value fit to print: secrets show only that they are set."""
+    if value is None or value == "":
+        return "(not set)"
+    if name in SECRET_SETTINGS or name.endswith("Secret") or "AccountKey=" in value:
+        if value.startswith(_KEY_VAULT_LITERAL):
+            return "(unresolved Key Vault reference)"
+        return f"(set, {len(value)} characters)"
+    return value

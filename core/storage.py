@@ -1,0 +1,171 @@
+"""Table and Queue Storage adapters (the shell): clients, names, keys, messages.
+
+Owns: table and queue names (with the optional prefix), the key escaping that keeps
+external ids (Outlook ids, Communifire ids) valid as PartitionKey/RowKey, chunking of
+long values across properties (64 KiB per property), and base64 queue messages as the
+Functions queue trigger expects (AZURE.md). Clients are built once per process from
+``Settings`` and passed in (STYLE rule 8).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Iterable, Iterator, Mapping
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.queue import (
+    QueueClient,
+    QueueServiceClient,
+    TextBase64DecodePolicy,
+    TextBase64EncodePolicy,
+)
+
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TABLES = ("Users", "AuthFlows", "Events", "OutlookIndex", "MeetingIndex", "Audit", "Payloads", "Operations")
+QUEUES = ("sync-jobs", "writes", "outbound")
+#: Queue messages are at most 64 KiB; base64 adds a third. Larger payloads go by reference.
+MAX_INLINE_MESSAGE = 45_000
+_CHUNK = 30_000  # characters per string property (64 KiB of UTF-16 with room to spare)
+_FORBIDDEN = {"/": "%2F", "\\": "%5C", "#": "%23", "?": "%3F"}
+
+
+def escape_key(value: str) -> str:
+    """Make any string usable as a PartitionKey/RowKey, reversibly (AZURE.md section 3)."""
+    out = value.replace("%", "%25")
+    for ch, rep in _FORBIDDEN.items():
+        out = out.replace(ch, rep)
+    return "".join(ch if ord(ch) >= 0x20 and ord(ch) != 0x7F else f"%{ord(ch):02X}" for ch in out)
+
+
+def unescape_key(value: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(value)
+
+
+def split_chunks(prefix: str, text: str) -> dict[str, str]:
+    """Spread a long string over ``prefix0..prefixN`` properties."""
+    parts = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+    out = {f"{prefix}{i}": part for i, part in enumerate(parts)}
+    out[f"{prefix}Chunks"] = len(parts)  # type: ignore[assignment]
+    return out
+
+
+def join_chunks(prefix: str, entity: Mapping[str, Any]) -> str | None:
+    count = entity.get(f"{prefix}Chunks")
+    if not count:
+        return None
+    return "".join(entity.get(f"{prefix}{i}", "") for i in range(int(count)))
+
+
+class Storage:
+    """Named tables and queues of one storage account."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._prefix = settings.name_prefix
+        self._tables: dict[str, TableClient] = {}
+        self._queues: dict[str, QueueClient] = {}
+        conn = settings.storage
+        if conn.uses_identity:
+            from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+            cred = ManagedIdentityCredential(client_id=conn.client_id) if conn.client_id else DefaultAzureCredential()
+            self._table_service = TableServiceClient(endpoint=conn.table_uri, credential=cred)
+            self._queue_service = QueueServiceClient(account_url=conn.queue_uri, credential=cred)
+        else:
+            self._table_service = TableServiceClient.from_connection_string(conn.connection_string)
+            self._queue_service = QueueServiceClient.from_connection_string(conn.connection_string)
+
+    def table_name(self, name: str) -> str:
+        return f"{self._prefix}{name}"
+
+    def queue_name(self, name: str) -> str:
+        # Queue names are fixed: the triggers in function_app.py bind them literally.
+        return name
+
+    def table(self, name: str) -> TableClient:
+        if name not in self._tables:
+            self._tables[name] = self._table_service.get_table_client(self.table_name(name))
+        return self._tables[name]
+
+    def queue(self, name: str) -> QueueClient:
+        if name not in self._queues:
+            self._queues[name] = self._queue_service.get_queue_client(
+                self.queue_name(name),
+                message_encode_policy=TextBase64EncodePolicy(),
+                message_decode_policy=TextBase64DecodePolicy(),
+            )
+        return self._queues[name]
+
+    def ensure(self) -> None:
+        """Create every table and queue (and poison queue) that does not exist yet."""
+        for name in TABLES:
+            try:
+                self._table_service.create_table(self.table_name(name))
+            except ResourceExistsError:
+                pass
+        for name in QUEUES:
+            for qname in (name, f"{name}-poison"):
+                try:
+                    self._queue_service.create_queue(self.queue_name(qname))
+                except ResourceExistsError:
+                    pass
+
+    def ping_tables(self) -> None:
+        next(iter(self._table_service.list_tables(results_per_page=1)), None)
+
+    def ping_queues(self) -> None:
+        next(iter(self._queue_service.list_queues(results_per_page=1)), None)
+
+    # -- queue messages -------------------------------------------------------------
+
+    def send(self, queue: str, message: Mapping[str, Any], visibility_timeout: int | None = None) -> None:
+        """Put a JSON message on a queue; a large one goes by reference (Payloads table)."""
+        body = json.dumps(message, separators=(",", ":"), sort_keys=True)
+        if len(body) > MAX_INLINE_MESSAGE:
+            ref = message.get("message_id") or message.get("id")
+            if not ref:
+                raise ValueError("a large message needs a message_id to be stored by reference")
+            entity = {"PartitionKey": "payload", "RowKey": escape_key(str(ref))}
+            entity.update(split_chunks("Body", body))
+            self.table("Payloads").upsert_entity(entity)
+            body = json.dumps({"payload_ref": str(ref)})
+        self.queue(queue).send_message(body, visibility_timeout=visibility_timeout)
+
+    def resolve(self, body: str) -> dict[str, Any]:
+        """Parse a message body, fetching a by-reference payload."""
+        message = json.loads(body)
+        if isinstance(message, dict) and set(message) == {"payload_ref"}:
+            entity = self.table("Payloads").get_entity("payload", escape_key(message["payload_ref"]))
+            message = json.loads(join_chunks("Body", entity) or "{}")
+        if not isinstance(message, dict):
+            raise ValueError("a queue message must be a JSON object")
+        return message
+
+    def drop_payload(self, ref: str) -> None:
+        try:
+            self.table("Payloads").delete_entity("payload", escape_key(ref))
+        except ResourceNotFoundError:
+            pass
+
+
+def query_all(table: TableClient, filter_: str, parameters: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Every entity matching a parameterised filter, across continuation pages."""
+    yield from table.query_entities(filter_, parameters=dict(parameters or {}))
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,161 @@
+"""Connected users: their record, when they are due, and the Users table adapter.
+
+Owns: the user record (connection state, tenant, sealed token cache, delta state, last
+sync, last error, next due time, a held plan) and the pure decision of who is due.
+States: ``connected`` (syncing), ``needs_reconnect`` (consent revoked or token refused:
+kept, not synced, rule in SPEC section 7), ``disconnected`` is not stored (the row is
+deleted with everything that could reach the mailbox).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Iterator
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceNotFoundError
+
+from core.storage import Storage, escape_key, join_chunks, split_chunks, unescape_key
+
+CONNECTED = "connected"
+NEEDS_RECONNECT = "needs_reconnect"
+_PK = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    user_id: str
+    state: str
+    tenant_id: str = ""
+    oid: str = ""
+    upn: str = ""
+    home_account_id: str = ""
+    sealed_cache: str = field(default="", repr=False)
+    connected_at: datetime | None = None
+    last_sync_at: datetime | None = None
+    last_error: str = ""
+    next_due_at: datetime | None = None
+    failures: int = 0
+    delta_link: str = field(default="", repr=False)
+    delta_window_start: str = ""
+    held_plan: str = ""
+    etag: str = ""
+
+    def public(self) -> dict[str, Any]:
+        """What an administrator may see (no tokens, no delta link)."""
+        return {
+            "user_id": self.user_id,
+            "state": self.state,
+            "upn": self.upn,
+            "tenant_id": self.tenant_id,
+            "connected_at": _iso(self.connected_at),
+            "last_sync_at": _iso(self.last_sync_at),
+            "next_due_at": _iso(self.next_due_at),
+            "last_error": self.last_error,
+            "held_plan": bool(self.held_plan),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
+
+
+def due_users(users: Iterable[UserRecord], now: datetime) -> list[UserRecord]:
+    """Connected users whose next sync time has come, oldest first."""
+    due = [u for u in users if u.state == CONNECTED and (u.next_due_at is None or u.next_due_at <= now)]
+    return sorted(due, key=lambda u: (u.next_due_at or datetime.min.replace(tzinfo=timezone.utc), u.user_id))
+
+
+def after_success(user: UserRecord, now: datetime, interval_minutes: int) -> UserRecord:
+    return replace(user, last_sync_at=now, last_error="", failures=0, next_due_at=now + timedelta(minutes=interval_minutes))
+
+
+def after_failure(user: UserRecord, now: datetime, interval_minutes: int, error: str) -> UserRecord:
+    """Back off exponentially (up to a day) after transient failures."""
+    failures = user.failures + 1
+    delay = min(timedelta(minutes=interval_minutes * 2 ** min(failures, 7)), timedelta(days=1))
+    return replace(user, last_error=error[:500], failures=failures, next_due_at=now + delay)
+
+
+class UserStore:
+    """The Users table (PartitionKey 'user', RowKey the Communifire user id)."""
+
+    def __init__(self, storage: Storage):
+        self._table = storage.table("Users")
+
+    @staticmethod
+    def _to_record(entity: dict[str, Any]) -> UserRecord:
+        return UserRecord(
+            user_id=unescape_key(entity["RowKey"]),
+            state=entity.get("State", CONNECTED),
+            tenant_id=entity.get("TenantId", ""),
+            oid=entity.get("Oid", ""),
+            upn=entity.get("Upn", ""),
+            home_account_id=entity.get("HomeAccountId", ""),
+            sealed_cache=join_chunks("TokenCache", entity) or "",
+            connected_at=entity.get("ConnectedAt"),
+            last_sync_at=entity.get("LastSyncAt"),
+            last_error=entity.get("LastError", ""),
+            next_due_at=entity.get("NextDueAt"),
+            failures=int(entity.get("Failures", 0)),
+            delta_link=join_chunks("DeltaLink", entity) or "",
+            delta_window_start=entity.get("DeltaWindowStart", ""),
+            held_plan=join_chunks("HeldPlan", entity) or "",
+            etag=entity.metadata.get("etag", "") if hasattr(entity, "metadata") else "",
+        )
+
+    @staticmethod
+    def _to_entity(user: UserRecord) -> dict[str, Any]:
+        entity: dict[str, Any] = {
+            "PartitionKey": _PK,
+            "RowKey": escape_key(user.user_id),
+            "State": user.state,
+            "TenantId": user.tenant_id,
+            "Oid": user.oid,
+            "Upn": user.upn,
+            "HomeAccountId": user.home_account_id,
+            "LastError": user.last_error,
+            "Failures": user.failures,
+            "DeltaWindowStart": user.delta_window_start,
+        }
+        for name, value in (
+            ("ConnectedAt", user.connected_at),
+            ("LastSyncAt", user.last_sync_at),
+            ("NextDueAt", user.next_due_at),
+        ):
+            if value is not None:
+                entity[name] = value
+        entity.update(split_chunks("TokenCache", user.sealed_cache))
+        entity.update(split_chunks("DeltaLink", user.delta_link))
+        entity.update(split_chunks("HeldPlan", user.held_plan))
+        return entity
+
+    def get(self, user_id: str) -> UserRecord | None:
+        try:
+            return self._to_record(self._table.get_entity(_PK, escape_key(user_id)))
+        except ResourceNotFoundError:
+            return None
+
+    def all(self) -> Iterator[UserRecord]:
+        for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": _PK}):
+            yield self._to_record(entity)
+
+    def save(self, user: UserRecord) -> UserRecord:
+        """Write the record; with an etag, only if nobody changed it meanwhile."""
+        entity = self._to_entity(user)
+        # mode="replace", so chunks of a once-longer value do not linger.
+        if user.etag:
+            meta = self._table.update_entity(
+                entity, mode="replace", etag=user.etag, match_condition=MatchConditions.IfNotModified
+            )
+        else:
+            meta = self._table.upsert_entity(entity, mode="replace")
+        return replace(user, etag=meta.get("etag", ""))
+
+    def delete(self, user_id: str) -> bool:
+        try:
+            self._table.delete_entity(_PK, escape_key(user_id))
+            return True
+        except ResourceNotFoundError:
+            return False

@@ -1,0 +1,17 @@
+"""Queue `writes`: apply one event's reconciled change to Table Storage."""
+
+import logging
+
+import azure.functions as func
+
+from core import service
+from core.bootstrap import get_app
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name="writes", connection="AzureWebJobsStorage")
+def apply_writes(msg: func.QueueMessage) -> None:
+    outcome = service.run_write(get_app(), msg.get_body().decode("utf-8"))
+    log.info("write applied", extra={"message_id": msg.id, "outcome": outcome, "dequeue_count": msg.dequeue_count})

@@ -1,0 +1,24 @@
+"""Timer: fan out one sync job per due user; queue `sync-jobs`: sync one user."""
+
+import logging
+
+import azure.functions as func
+
+from core import service
+from core.bootstrap import get_app
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%SyncSchedule%", run_on_startup=False, use_monitor=True)
+def sync_timer(timer: func.TimerRequest) -> None:
+    if timer.past_due:
+        log.info("sync timer is past due")
+    service.enqueue_due(get_app())
+
+
+@bp.queue_trigger(arg_name="msg", queue_name="sync-jobs", connection="AzureWebJobsStorage")
+def sync_user(msg: func.QueueMessage) -> None:
+    report = service.run_sync_job(get_app(), msg.get_body().decode("utf-8"))
+    log.info("sync job done", extra={"user_id": report.user_id, "outcome": report.outcome})

@@ -1,0 +1,142 @@
+// Role assignments: what the app's managed identity, and optionally the admin who
+// deploys, may do. Every role is a data-plane role scoped to one resource (never the
+// resource group or subscription), and is the narrowest built-in role that covers what
+// the code does.
+//
+// The app's identity:
+//   Storage Blob Data Owner (storage account)
+//     The Functions host keeps its function keys, timer schedule monitor and singleton
+//     locks in blob containers it creates itself (azure-webjobs-hosts,
+//     azure-webjobs-secrets) and takes blob leases; Flex Consumption reads the deployment
+//     package with the same identity. The Functions documentation names this role for an
+//     identity-based AzureWebJobsStorage; Blob Data Contributor is not enough for the host.
+//   Storage Queue Data Contributor (storage account)
+//     The queue triggers read and delete messages, the timer and the per-user sync add
+//     messages (sync-jobs, writes), and the host moves failed messages to <queue>-poison,
+//     creating that queue when needed. Creating a queue is outside Queue Data Message
+//     Processor / Message Sender, so Contributor is the narrowest single role.
+//   Storage Table Data Contributor (storage account)
+//     The app reads, inserts, updates (with ETags) and deletes entities in its five tables,
+//     and creates a table that is missing. Table Data Reader cannot write; there is no
+//     narrower built-in role.
+//   Key Vault Secrets User (vault)
+//     Read secret values, for the two Key Vault references in the app settings. Cannot
+//     list, write or delete. The vault holds only this app's two secrets.
+//   Monitoring Metrics Publisher (Application Insights)
+//     Send telemetry with an Entra token, required because local auth is disabled.
+//
+// The admin (principalId, optional):
+//   Key Vault Secrets Officer (vault): set and rotate the two secrets after deployment.
+//   Storage Table Data Contributor + Storage Queue Data Contributor (storage account): run
+//     the outlook-sync admin CLI against the deployed storage (users, audit, poison
+//     replay, enqueue, confirm, rotate-key).
+
+param storageAccountName string
+param keyVaultName string
+param appInsightsName string
+
+@description('Principal id of the app\'s user-assigned managed identity.')
+param appPrincipalId string
+
+@description('Object id of the admin who deploys; empty: no admin roles.')
+param adminPrincipalId string = ''
+
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param adminPrincipalType string = 'User'
+
+// Built-in role definition ids (identical in every tenant).
+var roles = {
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+}
+
+var appStorageRoles = [
+  roles.storageBlobDataOwner
+  roles.storageQueueDataContributor
+  roles.storageTableDataContributor
+]
+
+var adminStorageRoles = [
+  roles.storageQueueDataContributor
+  roles.storageTableDataContributor
+]
+
+var hasAdmin = !empty(adminPrincipalId)
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+// --- the app's managed identity ---------------------------------------------------
+
+resource appStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for roleId in appStorageRoles: {
+    name: guid(storage.id, appPrincipalId, roleId)
+    scope: storage
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+      principalId: appPrincipalId
+      principalType: 'ServicePrincipal'
+    }
+  }
+]
+
+resource appSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, appPrincipalId, roles.keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, appPrincipalId, roles.monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// --- the admin who deploys (optional) ---------------------------------------------
+
+resource adminSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (hasAdmin) {
+  name: guid(vault.id, adminPrincipalId, roles.keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+    principalId: adminPrincipalId
+    principalType: adminPrincipalType
+  }
+}
+
+resource adminStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for roleId in (hasAdmin ? adminStorageRoles : []): {
+    name: guid(storage.id, adminPrincipalId, roleId)
+    scope: storage
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+      principalId: adminPrincipalId
+      principalType: adminPrincipalType
+    }
+  }
+]

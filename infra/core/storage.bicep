@@ -1,0 +1,184 @@
+// The one storage account of the app.
+//
+// It serves two purposes:
+//   - host storage (AzureWebJobsStorage): the Functions host keeps its keys, timer
+//     schedule monitor and singleton leases in blobs, and Flex Consumption reads the
+//     deployment package from the `app-package` container;
+//   - the app's data: the tables Users, AuthFlows, Events, OutlookIndex and Audit, and
+//     the queues sync-jobs, writes and outbound (+ their -poison twins).
+//
+// Shared-key access is turned off: the account accepts only Microsoft Entra tokens
+// (the app's managed identity, the admin's sign-in), so there is no account key or
+// connection string to leak or rotate. Nothing is public: no anonymous blob access.
+// The tables and queues are created here so that the app starts against a complete
+// account, and so that "outlook-sync poison list" finds the poison queues even before
+// the first failure.
+
+param name string
+param location string
+param tags object = {}
+
+@description('Replication (see main.bicep).')
+param skuName string = 'Standard_GRS'
+
+@description('Blob container Flex Consumption deploys the app package to.')
+param deploymentContainerName string
+
+@description('Log Analytics workspace that receives the table and queue access logs.')
+param logAnalyticsWorkspaceId string
+
+var tableNames = [
+  'Users'
+  'AuthFlows'
+  'Events'
+  'OutlookIndex'
+  'Audit'
+]
+
+var queueNames = [
+  'sync-jobs'
+  'sync-jobs-poison'
+  'writes'
+  'writes-poison'
+  'outbound'
+  'outbound-poison'
+]
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35: The Flex Consumption app is deployed without VNet integration, so it reaches storage over the public endpoint; a default-deny firewall would lock the host out. Access is Entra-only (allowSharedKeyAccess false), which is the control here. Put the app in a VNet with private endpoints to tighten this.
+  // checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35: without VNet integration and private endpoints the public endpoint is the only way the app and the admin CLI reach the account; it accepts Entra ID tokens only.
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: skuName
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: 'Allow'
+    }
+    encryption: {
+      keySource: 'Microsoft.Storage'
+      requireInfrastructureEncryption: true
+      services: {
+        blob: {
+          enabled: true
+        }
+        file: {
+          enabled: true
+        }
+        queue: {
+          enabled: true
+          keyType: 'Account'
+        }
+        table: {
+          enabled: true
+          keyType: 'Account'
+        }
+      }
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+    containerDeleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+  }
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
+  for queueName in queueNames: {
+    parent: queueService
+    name: queueName
+  }
+]
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
+  for tableName in tableNames: {
+    parent: tableService
+    name: tableName
+  }
+]
+
+// Data-plane access logs (who wrote or deleted what, and with which identity) for the
+// app's queues and tables, kept with the app's logs. Reads are left out: the host polls
+// the queues all day and those entries would only add cost.
+resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'queue-to-log-analytics'
+  scope: queueService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'StorageWrite'
+        enabled: true
+      }
+      {
+        category: 'StorageDelete'
+        enabled: true
+      }
+    ]
+  }
+}
+
+resource tableDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'table-to-log-analytics'
+  scope: tableService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'StorageWrite'
+        enabled: true
+      }
+      {
+        category: 'StorageDelete'
+        enabled: true
+      }
+    ]
+  }
+}
+
+output name string = storage.name
+output id string = storage.id
+output deploymentContainerName string = deploymentContainer.name
+output blobEndpoint string = storage.properties.primaryEndpoints.blob
+output queueEndpoint string = storage.properties.primaryEndpoints.queue
+output tableEndpoint string = storage.properties.primaryEndpoints.table

@@ -1,0 +1,281 @@
+// Outlook Sync for Communifire: everything the function app needs in one Azure subscription.
+//
+// Scope: the subscription. The template creates (or updates) one resource group and
+// deploys every resource into it, which is what the Azure Developer CLI expects
+// (`azd up`) and what `az deployment sub create` runs. Deploying at subscription scope
+// needs the right to create resource groups and role assignments there (Owner, or
+// Contributor + Role Based Access Control Administrator).
+//
+// What it deploys (docs/architecture.md has the picture):
+//   - a user-assigned managed identity: the only credential the app has;
+//   - a storage account with shared keys turned off: the Functions host (blobs, leases,
+//     the deployment package) and the app's own tables and queues;
+//   - a Key Vault (RBAC, soft delete, purge protection) holding OutlookApiClientSecret
+//     and TokenEncryptionKey, read by the app through Key Vault references;
+//   - Log Analytics + Application Insights with local (key) authentication disabled;
+//   - a Flex Consumption (FC1) plan and a Linux function app on Python 3.11;
+//   - role assignments: least-privilege data roles for the identity, and optional
+//     admin roles for the person or pipeline that deploys (principalId).
+//
+// No connection string, account key or SAS appears anywhere: every client
+// authenticates with Microsoft Entra ID.
+
+targetScope = 'subscription'
+
+// ---------------------------------------------------------------------------------
+// Deployment
+// ---------------------------------------------------------------------------------
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the environment (azd: AZURE_ENV_NAME). Used in resource names and tags, e.g. "outlooksync-prod".')
+param environmentName string
+
+@minLength(1)
+@description('Azure region for every resource. It must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
+param location string
+
+@description('Resource group to create or update. Empty: rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Object id of the person or pipeline that deploys (azd: AZURE_PRINCIPAL_ID). Empty: no admin roles are granted. When set, it may write the two Key Vault secrets and read/write the app tables and queues (for the outlook-sync admin CLI).')
+param principalId string = ''
+
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+@description('Kind of principal behind principalId.')
+param principalType string = 'User'
+
+@description('Tags added to every resource.')
+param tags object = {}
+
+// ---------------------------------------------------------------------------------
+// App settings (SPEC section 2; the names are those of the Communifire admin guide)
+// ---------------------------------------------------------------------------------
+
+@description('OutlookApiClientID: Application (client) ID of the Entra app registration. May stay empty until the app is registered; "outlook-sync doctor" reports it.')
+param outlookApiClientId string = ''
+
+@secure()
+@description('OutlookApiClientSecret: the client secret VALUE (not its Secret ID). Stored in Key Vault; the app setting only holds a Key Vault reference. Empty: the secret is left as it is (set it later with az keyvault secret set).')
+param outlookApiClientSecret string = ''
+
+@description('SAMLTenantID: Directory (tenant) ID of the app registration. Empty: the tenant of the subscription you deploy to.')
+param samlTenantId string = ''
+
+@description('UseSAMLtenantIDForOutlook: true for a single-tenant app registration (sign-ins from any other tenant are refused); false for a multitenant one (authority "organizations").')
+param useSamlTenantIdForOutlook bool = true
+
+@description('EnableCalendarSync: "Enable calendar sync from 3rd party systems". false: connect is refused with a clear message and no sync runs. Turn on once the app registration and consent are done.')
+param enableCalendarSync bool = false
+
+@description('SiteUrl: base URL that serves /oauth2/outlook/callback (the redirect URI is SiteUrl + /oauth2/outlook/callback). Either the intranet, when its reverse proxy forwards that path to the function app, or empty: the function app\'s own https://<host name>.')
+param siteUrl string = ''
+
+@secure()
+@description('TokenEncryptionKey: one or more comma-separated keyid:base64url(32 random bytes) entries (outlook-sync keygen prints one); the first encrypts, all decrypt. Stored in Key Vault. Empty: the secret is left as it is.')
+param tokenEncryptionKey string = ''
+
+@description('SyncSchedule: NCRONTAB with six fields (second minute hour day month day-of-week), in UTC, for the timer that queues due users.')
+param syncSchedule string = '0 */15 * * * *'
+
+@minValue(1)
+@description('SyncIntervalMinutes: how often one user is synced at most.')
+param syncIntervalMinutes int = 15
+
+@description('MaxDeleteShare: share (0..1, as text) of a user\'s events one sync may delete before the plan is held for an admin (outlook-sync confirm).')
+param maxDeleteShare string = '0.5'
+
+@description('GraphApiBaseUrl: Microsoft Graph endpoint (change only for a national cloud).')
+param graphApiBaseUrl string = 'https://graph.microsoft.com/v1.0'
+
+@description('AuthorityHost: Microsoft Entra ID sign-in host (change only for a national cloud).')
+param authorityHost string = 'https://login.microsoftonline.com'
+
+@description('TlsCaBundle: optional path (inside the deployed package) of extra CA certificates to trust. Empty: the setting is not created.')
+param tlsCaBundle string = ''
+
+// ---------------------------------------------------------------------------------
+// Sizing and retention
+// ---------------------------------------------------------------------------------
+
+@minValue(1)
+@maxValue(1000)
+@description('Flex Consumption: most instances the app may scale out to (per function group).')
+param maximumInstanceCount int = 40
+
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Flex Consumption: memory of one instance, in MB.')
+param instanceMemoryMB int = 2048
+
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+@description('Replication of the storage account that holds every user\'s links and encrypted token cache. Losing it means every user reconnects and every link is lost, so it is geo-redundant by default (available in every region). Standard_GZRS adds zone redundancy where the region has zones.')
+param storageSkuName string = 'Standard_GRS'
+
+@minValue(7)
+@maxValue(90)
+@description('Days a deleted Key Vault (and deleted secret) can be recovered. With purge protection this also blocks re-using the vault name for that long.')
+param keyVaultSoftDeleteRetentionDays int = 90
+
+@minValue(30)
+@maxValue(730)
+@description('Days Log Analytics keeps the app\'s logs.')
+param logRetentionDays int = 30
+
+// ---------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------
+
+// Stable per subscription + environment + region, so re-running the deployment updates in place.
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var allTags = union(tags, { 'azd-env-name': environmentName })
+var names = {
+  resourceGroup: empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
+  identity: 'id-outlooksync-${resourceToken}'
+  storage: 'stoutlook${resourceToken}' // 3-24 lower-case letters and digits
+  keyVault: 'kv-outlook-${resourceToken}' // 3-24 characters
+  logAnalytics: 'log-outlooksync-${resourceToken}'
+  appInsights: 'appi-outlooksync-${resourceToken}'
+  plan: 'plan-outlooksync-${resourceToken}'
+  functionApp: 'func-outlooksync-${resourceToken}'
+  deploymentContainer: 'app-package'
+}
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: names.resourceGroup
+  location: location
+  tags: allTags
+}
+
+// ---------------------------------------------------------------------------------
+// Resources
+// ---------------------------------------------------------------------------------
+
+module identity 'app/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: names.identity
+    location: location
+    tags: allTags
+  }
+}
+
+module monitoring 'core/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: names.logAnalytics
+    appInsightsName: names.appInsights
+    location: location
+    tags: allTags
+    retentionInDays: logRetentionDays
+  }
+}
+
+module storage 'core/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: names.storage
+    location: location
+    tags: allTags
+    skuName: storageSkuName
+    deploymentContainerName: names.deploymentContainer
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+  }
+}
+
+module keyVault 'core/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: names.keyVault
+    location: location
+    tags: allTags
+    softDeleteRetentionInDays: keyVaultSoftDeleteRetentionDays
+    outlookApiClientSecret: outlookApiClientSecret
+    tokenEncryptionKey: tokenEncryptionKey
+  }
+}
+
+// Role assignments first: the app starts as soon as it exists, and without its data
+// roles the host cannot reach its storage or resolve its Key Vault references.
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+    appPrincipalId: identity.outputs.principalId
+    adminPrincipalId: principalId
+    adminPrincipalType: principalType
+  }
+}
+
+module functionApp 'app/function.bicep' = {
+  name: 'function'
+  scope: rg
+  dependsOn: [
+    rbac
+  ]
+  params: {
+    planName: names.plan
+    functionAppName: names.functionApp
+    location: location
+    tags: allTags
+    identityName: identity.outputs.name
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    appInsightsName: monitoring.outputs.appInsightsName
+    outlookApiClientSecretUri: keyVault.outputs.outlookApiClientSecretUri
+    tokenEncryptionKeyUri: keyVault.outputs.tokenEncryptionKeyUri
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    outlookApiClientId: outlookApiClientId
+    samlTenantId: empty(samlTenantId) ? tenant().tenantId : samlTenantId
+    useSamlTenantIdForOutlook: useSamlTenantIdForOutlook
+    enableCalendarSync: enableCalendarSync
+    siteUrl: siteUrl
+    syncSchedule: syncSchedule
+    syncIntervalMinutes: syncIntervalMinutes
+    maxDeleteShare: maxDeleteShare
+    graphApiBaseUrl: graphApiBaseUrl
+    authorityHost: authorityHost
+    tlsCaBundle: tlsCaBundle
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Outputs (azd stores them in the environment: azd env get-values)
+// ---------------------------------------------------------------------------------
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
+output AZURE_STORAGE_QUEUE_ENDPOINT string = storage.outputs.queueEndpoint
+output AZURE_STORAGE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
+output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
+output SITE_URL string = functionApp.outputs.siteUrl
+// The value to enter under Authentication > Web > Redirect URIs in the app registration.
+output OAUTH_REDIRECT_URI string = functionApp.outputs.redirectUri
