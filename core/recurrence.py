@@ -6,8 +6,8 @@ Owns:
   Graph (GRAPH.md section 4): required fields per type, "even if a field is ignored, it
   is still validated", 0 means unset. Canonical means fields a type ignores are reset to
   their defaults and days are lower-case, deduplicated and in Sunday..Saturday order, so
-  two recurrences that mean the same thing compare equal (a new ``changeKey`` alone is no
-  change, rules D1/A9).
+  Graph's normalised response and the minimal request it came from compare equal (a new
+  ``changeKey`` alone is no change, rules D1/A9). The zone name is kept as written.
 - ``parse_recurrence``/``to_graph``: Graph JSON in and (minimal) out; numbered ranges stay
   numbered (rule D4).
 - ``expand``: the original starts of the occurrences that touch a window (rules D2, D3),
@@ -36,6 +36,10 @@ Semantics (the emulator's instances must agree with these):
   CDO do). ``relative*`` with several days picks the ``index``-th day of the month that
   is any of them ("the first day that satisfies the pattern"); ``last`` picks the last.
 - ``weekly`` counts its ``interval`` in weeks that begin on ``firstDayOfWeek``.
+- ``first_start`` (the master's start) gives the wall-clock time and must fall, in the
+  series zone, on ``range.startDate`` or on the first occurrence (where Exchange may put
+  the master); an all-day start may also be read in its own zone, since Graph reports
+  all-day times as midnight in whatever zone was asked for.
 - A recurrence must yield at least one occurrence (Exchange refuses one that does not,
   ``ErrorRecurrenceHasNoOccurrence``); constructing one that does not raises.
 
@@ -510,7 +514,8 @@ def _anchor(rec: Recurrence, first_start: datetime, is_all_day: bool) -> tuple[Z
         # first_start's own date is as good as its date in the series zone.
         candidates.add(first_start.date())
     first = _first_local(rec, time())
-    allowed = {rec.range.start_date, first.date() if first else rec.range.start_date}
+    assert first is not None  # Recurrence guarantees at least one occurrence
+    allowed = {rec.range.start_date, first.date()}
     if not candidates & allowed:
         raise RecurrenceError(
             f"series start {first_start.isoformat()} falls on {sorted(candidates)[0]} in "

@@ -9,7 +9,8 @@
 // What it deploys (docs/architecture.md has the picture):
 //   - a user-assigned managed identity: the only credential the app has;
 //   - a storage account with shared keys turned off: the Functions host (blobs, leases,
-//     the deployment package) and the app's own tables and queues;
+//     the deployment package) and the app's own tables and queues (the queues are
+//     created here; the app creates its tables on first use);
 //   - a Key Vault (RBAC, soft delete, purge protection) holding OutlookApiClientSecret
 //     and TokenEncryptionKey, read by the app through Key Vault references;
 //   - Log Analytics + Application Insights with local (key) authentication disabled;
@@ -83,6 +84,7 @@ param tokenEncryptionKey string = ''
 param syncSchedule string = '0 */15 * * * *'
 
 @minValue(1)
+@maxValue(1440)
 @description('SyncIntervalMinutes: how often one user is synced at most.')
 param syncIntervalMinutes int = 15
 
@@ -276,6 +278,5 @@ output AZURE_STORAGE_QUEUE_ENDPOINT string = storage.outputs.queueEndpoint
 output AZURE_STORAGE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
-output SITE_URL string = functionApp.outputs.siteUrl
 // The value to enter under Authentication > Web > Redirect URIs in the app registration.
 output OAUTH_REDIRECT_URI string = functionApp.outputs.redirectUri

@@ -83,14 +83,12 @@ var trimmedSiteUrl = endsWith(siteUrl, '/') ? substring(siteUrl, 0, length(siteU
 var effectiveSiteUrl = empty(trimmedSiteUrl) ? 'https://${functionAppName}.azurewebsites.net' : trimmedSiteUrl
 
 // TlsCaBundle is optional: only written when a path is given.
-var optionalSettings = empty(tlsCaBundle)
-  ? []
-  : [
-      {
-        name: 'TlsCaBundle'
-        value: tlsCaBundle
-      }
-    ]
+var optionalSettings = empty(tlsCaBundle) ? [] : [
+  {
+    name: 'TlsCaBundle'
+    value: tlsCaBundle
+  }
+]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: Zone redundancy for Flex Consumption is offered only in some regions and would make the template fail elsewhere. The app is a background sync (timer + queues) that catches up on its next run after an outage; set properties.zoneRedundant where the region supports it.
@@ -134,90 +132,87 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       http20Enabled: true
-      appSettings: concat(
-        [
-          // Host storage and the app's tables/queues, identity-based (no connection string).
-          {
-            name: 'AzureWebJobsStorage__credential'
-            value: 'managedidentity'
-          }
-          {
-            name: 'AzureWebJobsStorage__clientId'
-            value: identity.properties.clientId
-          }
-          {
-            name: 'AzureWebJobsStorage__blobServiceUri'
-            value: storage.properties.primaryEndpoints.blob
-          }
-          {
-            name: 'AzureWebJobsStorage__queueServiceUri'
-            value: storage.properties.primaryEndpoints.queue
-          }
-          {
-            name: 'AzureWebJobsStorage__tableServiceUri'
-            value: storage.properties.primaryEndpoints.table
-          }
-          // Telemetry, authenticated with the identity (local auth is disabled).
-          {
-            name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
-            value: appInsights.properties.ConnectionString
-          }
-          {
-            name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
-            value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
-          }
-          // The app (SPEC section 2).
-          {
-            name: 'OutlookApiClientID'
-            value: outlookApiClientId
-          }
-          {
-            name: 'OutlookApiClientSecret'
-            value: '@Microsoft.KeyVault(SecretUri=${outlookApiClientSecretUri})'
-          }
-          {
-            name: 'SAMLTenantID'
-            value: samlTenantId
-          }
-          {
-            name: 'UseSAMLtenantIDForOutlook'
-            value: useSamlTenantIdForOutlook ? 'true' : 'false'
-          }
-          {
-            name: 'EnableCalendarSync'
-            value: enableCalendarSync ? 'true' : 'false'
-          }
-          {
-            name: 'SiteUrl'
-            value: effectiveSiteUrl
-          }
-          {
-            name: 'TokenEncryptionKey'
-            value: '@Microsoft.KeyVault(SecretUri=${tokenEncryptionKeyUri})'
-          }
-          {
-            name: 'SyncSchedule'
-            value: syncSchedule
-          }
-          {
-            name: 'SyncIntervalMinutes'
-            value: string(syncIntervalMinutes)
-          }
-          {
-            name: 'MaxDeleteShare'
-            value: maxDeleteShare
-          }
-          {
-            name: 'GraphApiBaseUrl'
-            value: graphApiBaseUrl
-          }
-          {
-            name: 'AuthorityHost'
-            value: authorityHost
-          }
-        ],
-        optionalSettings
-      )
+      appSettings: concat([
+        // Host storage and the app's tables/queues, identity-based (no connection string).
+        {
+          name: 'AzureWebJobsStorage__credential'
+          value: 'managedidentity'
+        }
+        {
+          name: 'AzureWebJobsStorage__clientId'
+          value: identity.properties.clientId
+        }
+        {
+          name: 'AzureWebJobsStorage__blobServiceUri'
+          value: storage.properties.primaryEndpoints.blob
+        }
+        {
+          name: 'AzureWebJobsStorage__queueServiceUri'
+          value: storage.properties.primaryEndpoints.queue
+        }
+        {
+          name: 'AzureWebJobsStorage__tableServiceUri'
+          value: storage.properties.primaryEndpoints.table
+        }
+        // Telemetry, authenticated with the identity (local auth is disabled).
+        {
+          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+          value: appInsights.properties.ConnectionString
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+          value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+        }
+        // The app (SPEC section 2).
+        {
+          name: 'OutlookApiClientID'
+          value: outlookApiClientId
+        }
+        {
+          name: 'OutlookApiClientSecret'
+          value: '@Microsoft.KeyVault(SecretUri=${outlookApiClientSecretUri})'
+        }
+        {
+          name: 'SAMLTenantID'
+          value: samlTenantId
+        }
+        {
+          name: 'UseSAMLtenantIDForOutlook'
+          value: useSamlTenantIdForOutlook ? 'true' : 'false'
+        }
+        {
+          name: 'EnableCalendarSync'
+          value: enableCalendarSync ? 'true' : 'false'
+        }
+        {
+          name: 'SiteUrl'
+          value: effectiveSiteUrl
+        }
+        {
+          name: 'TokenEncryptionKey'
+          value: '@Microsoft.KeyVault(SecretUri=${tokenEncryptionKeyUri})'
+        }
+        {
+          name: 'SyncSchedule'
+          value: syncSchedule
+        }
+        {
+          name: 'SyncIntervalMinutes'
+          value: string(syncIntervalMinutes)
+        }
+        {
+          name: 'MaxDeleteShare'
+          value: maxDeleteShare
+        }
+        {
+          name: 'GraphApiBaseUrl'
+          value: graphApiBaseUrl
+        }
+        {
+          name: 'AuthorityHost'
+          value: authorityHost
+        }
+      ], optionalSettings)
     }
     functionAppConfig: {
       deployment: {

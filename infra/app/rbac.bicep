@@ -12,12 +12,13 @@
 //     identity-based AzureWebJobsStorage; Blob Data Contributor is not enough for the host.
 //   Storage Queue Data Contributor (storage account)
 //     The queue triggers read and delete messages, the timer and the per-user sync add
-//     messages (sync-jobs, writes), and the host moves failed messages to <queue>-poison,
-//     creating that queue when needed. Creating a queue is outside Queue Data Message
-//     Processor / Message Sender, so Contributor is the narrowest single role.
+//     messages (sync-jobs, writes), the host moves failed messages to <queue>-poison, and
+//     both the host and the app create a queue that is missing. Creating a queue is
+//     outside Queue Data Message Processor / Message Sender, so Contributor is the
+//     narrowest single role.
 //   Storage Table Data Contributor (storage account)
-//     The app reads, inserts, updates (with ETags) and deletes entities in its five tables,
-//     and creates a table that is missing. Table Data Reader cannot write; there is no
+//     The app reads, inserts, updates (with ETags) and deletes entities in its tables, and
+//     creates the tables on first use. Table Data Reader cannot write; there is no
 //     narrower built-in role.
 //   Key Vault Secrets User (vault)
 //     Read secret values, for the two Key Vault references in the app settings. Cannot

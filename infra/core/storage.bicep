@@ -4,15 +4,18 @@
 //   - host storage (AzureWebJobsStorage): the Functions host keeps its keys, timer
 //     schedule monitor and singleton leases in blobs, and Flex Consumption reads the
 //     deployment package from the `app-package` container;
-//   - the app's data: the tables Users, AuthFlows, Events, OutlookIndex and Audit, and
-//     the queues sync-jobs, writes and outbound (+ their -poison twins).
+//   - the app's data: its tables (Users, AuthFlows, Events, OutlookIndex, Audit, ...)
+//     and the queues sync-jobs, writes and outbound (+ their -poison twins).
 //
 // Shared-key access is turned off: the account accepts only Microsoft Entra tokens
 // (the app's managed identity, the admin's sign-in), so there is no account key or
 // connection string to leak or rotate. Nothing is public: no anonymous blob access.
-// The tables and queues are created here so that the app starts against a complete
-// account, and so that "outlook-sync poison list" finds the poison queues even before
-// the first failure.
+//
+// The queues are created here because `outbound` is the contract with the Communifire
+// backend, which must be able to enqueue before the app has ever run, and so that
+// "outlook-sync poison list" finds the poison queues before the first failure. The
+// tables are the app's own business: it creates any that is missing on first use
+// (core/storage.py, Storage.ensure), so their list is not repeated here.
 
 param name string
 param location string
@@ -26,14 +29,6 @@ param deploymentContainerName string
 
 @description('Log Analytics workspace that receives the table and queue access logs.')
 param logAnalyticsWorkspaceId string
-
-var tableNames = [
-  'Users'
-  'AuthFlows'
-  'Events'
-  'OutlookIndex'
-  'Audit'
-]
 
 var queueNames = [
   'sync-jobs'
@@ -129,13 +124,6 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
   parent: storage
   name: 'default'
 }
-
-resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
-  for tableName in tableNames: {
-    parent: tableService
-    name: tableName
-  }
-]
 
 // Data-plane access logs (who wrote or deleted what, and with which identity) for the
 // app's queues and tables, kept with the app's logs. Reads are left out: the host polls

@@ -1,0 +1,52 @@
+# Outlook Sync for Communifire: local commands. Needs python3 (3.11) and node/npm (20).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
+
+.PHONY: help setup test test-fast demo run doctor infra-check bench clean
+
+help:
+	@echo "make demo   - start Azurite, the Outlook emulator and the local host; connect a user, sync, print the calendar"
+	@echo "make test   - install what is needed and run every test (Azurite and the emulator are started by the tests)"
+	@echo "make run    - run the function app locally on http://127.0.0.1:7071 with Azurite and the emulator"
+	@echo "make doctor - check local.settings.json and reachability"
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . || $(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(STAMP) $(NODE_STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+	bash infra/check.sh
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+demo: setup
+	$(BIN)/python -m devhost.demo
+
+run: setup
+	$(BIN)/python -m devhost --with-services
+
+doctor: setup
+	$(BIN)/python -m core.cli doctor
+
+infra-check:
+	bash infra/check.sh
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .venv-infra node_modules .pytest_cache .hypothesis

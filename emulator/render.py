@@ -1,0 +1,172 @@
+"""Graph JSON for calendar items: full, ``$select``-ed, bare (delta) and tombstones.
+
+Owns: the event resource's property order and shapes as real Exchange Online returns
+them (GRAPH.md, graph-payloads/), ``Prefer: outlook.timezone`` conversion, the
+``originalStart`` rule (only with ``$select``), ``cancelledOccurrences`` /
+``exceptionOccurrences`` on masters and ``singleValueExtendedProperties`` via ``$expand``.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from urllib.parse import quote
+
+from .store import Instance, Item, occurrence_ical_uid, text_of
+from .timeutil import fmt_dtz, fmt_original_start, fmt_ts
+from .web import GraphError
+
+ORDER = [
+    "@odata.type", "@odata.etag", "id", "createdDateTime", "lastModifiedDateTime", "changeKey",
+    "categories", "transactionId", "originalStartTimeZone", "originalEndTimeZone", "iCalUId",
+    "reminderMinutesBeforeStart", "isReminderOn", "hasAttachments", "subject", "bodyPreview",
+    "importance", "sensitivity", "isAllDay", "isCancelled", "isOrganizer", "responseRequested",
+    "seriesMasterId", "showAs", "type", "webLink", "onlineMeetingUrl", "isOnlineMeeting",
+    "onlineMeetingProvider", "allowNewTimeProposals", "occurrenceId", "isDraft",
+    "hideAttendees", "originalStart", "responseStatus", "body", "start", "end", "location",
+    "locations", "recurrence", "attendees", "organizer", "onlineMeeting",
+]
+SELECTABLE = {k.lower(): k for k in ORDER if not k.startswith("@")}
+SELECTABLE.update({"cancelledoccurrences": "cancelledOccurrences",
+                   "exceptionoccurrences": "exceptionOccurrences",
+                   "singlevalueextendedproperties": "singleValueExtendedProperties"})
+BARE = ("@odata.type", "@odata.etag", "id", "seriesMasterId", "type", "start", "end")
+
+
+class View:
+    """How to render: time zone, body type, $select, $expand (ext-prop filter)."""
+
+    def __init__(self, tz: str | None = None, body_text: bool = False,
+                 select: list[str] | None = None, expand: str | None = None):
+        self.tz = tz or "UTC"
+        self.body_text = body_text
+        self.select = select
+        self.expand = expand or ""
+
+    @classmethod
+    def from_request(cls, req, allow_select: bool = True) -> "View":
+        pref = req.prefer()
+        tz = pref.get("outlook.timezone") or "UTC"
+        body_text = pref.get("outlook.body-content-type", "html").lower() == "text"
+        select = None
+        raw = req.q("$select")
+        if raw is not None and allow_select:
+            select = []
+            for name in [s.strip() for s in raw.split(",") if s.strip()]:
+                canon = SELECTABLE.get(name.lower())
+                if canon is None:
+                    raise GraphError(400, "RequestBroker--ParseUri",
+                                     f"Could not find a property named '{name}' on type "
+                                     "'microsoft.graph.event'.")
+                select.append(canon)
+        return cls(tz, body_text, select, req.q("$expand"))
+
+    def selected(self, key: str) -> bool:
+        return self.select is None or key in self.select
+
+    def ext_filter(self) -> list[str] | None:
+        """Ids asked for by ``$expand=singleValueExtendedProperties($filter=id eq '...')``."""
+        m = re.search(r"singleValueExtendedProperties(\(([^)]*(?:\([^)]*\))?[^)]*)\))?",
+                      self.expand, re.I)
+        if not m:
+            return None
+        inner = m.group(2) or ""
+        return [x.lower() for x in re.findall(r"id\s+eq\s+'([^']*)'", inner, re.I)] or ["*"]
+
+
+def _etag(ck: str) -> str:
+    return f'W/"{ck}"'
+
+
+def _weblink(event_id: str) -> str:
+    return f"https://outlook.office365.com/owa/?itemid={quote(event_id, safe='')}&exvsurl=1&path=/calendar/item"
+
+
+def _base(props: dict, view: View) -> dict:
+    out = {k: copy.deepcopy(v) for k, v in props.items()
+           if k not in ("singleValueExtendedProperties",)}
+    if view.body_text:
+        out["body"] = {"contentType": "text", "content": text_of(props.get("body", {}).get("content", ""))}
+    return out
+
+
+def _ext(props: dict, view: View, out: dict) -> None:
+    wanted = view.ext_filter()
+    if wanted is None:
+        return
+    vals = [dict(p) for p in props.get("singleValueExtendedProperties", [])
+            if "*" in wanted or p["id"].lower() in wanted]
+    out["singleValueExtendedProperties"] = vals
+
+
+def _finish(full: dict, view: View, extra_select: dict | None = None) -> dict:
+    ordered = {k: full[k] for k in ORDER if k in full}
+    for k, v in full.items():
+        if k not in ordered:
+            ordered[k] = v
+    if view.select is None:
+        ordered.pop("originalStart", None)
+        return ordered
+    keep = {"@odata.type", "@odata.etag", "id", "singleValueExtendedProperties"} | set(view.select)
+    return {k: v for k, v in ordered.items() if k in keep}
+
+
+def item_json(item: Item, view: View, odata_type: bool = False, instances_fn=None) -> dict:
+    """A single event or a series master."""
+    out = _base(item.props, view)
+    out.update({
+        "@odata.etag": _etag(item.change_key), "id": item.id,
+        "createdDateTime": fmt_ts(item.created), "lastModifiedDateTime": fmt_ts(item.modified),
+        "changeKey": item.change_key, "iCalUId": item.ical_uid, "seriesMasterId": None,
+        "type": item.kind, "webLink": _weblink(item.id), "occurrenceId": None,
+        "start": fmt_dtz(item.start, view.tz), "end": fmt_dtz(item.end, view.tz),
+        "recurrence": copy.deepcopy(item.recurrence),
+    })
+    if odata_type:
+        out["@odata.type"] = "#microsoft.graph.event"
+    if item.is_master and view.select is not None:
+        from .store import occurrence_id
+        if "cancelledOccurrences" in view.select:
+            gone = sorted(item.cancelled | item.local_cancelled)
+            out["cancelledOccurrences"] = [f"OID.{item.id}.{d.isoformat()}" for d in gone]
+        if "exceptionOccurrences" in view.select and "exceptionoccurrences" in view.expand.lower():
+            sub = View(view.tz, view.body_text, None, None)
+            out["exceptionOccurrences"] = [
+                instance_json(instances_fn(item, d), sub) for d in sorted(item.exceptions)
+                if d not in item.cancelled and d not in item.local_cancelled]
+        del occurrence_id
+    _ext(item.props, view, out)
+    return _finish(out, view)
+
+
+def instance_json(inst: Instance, view: View, odata_type: bool = False) -> dict:
+    """An occurrence or exception."""
+    m = inst.master
+    out = _base(inst.props, view)
+    created = inst.exc.created if inst.exc else m.created
+    modified = inst.exc.modified if inst.exc else m.modified
+    out.update({
+        "@odata.etag": _etag(inst.change_key), "id": inst.id,
+        "createdDateTime": fmt_ts(created), "lastModifiedDateTime": fmt_ts(modified),
+        "changeKey": inst.change_key, "iCalUId": occurrence_ical_uid(m.ical_uid, inst.day),
+        "seriesMasterId": m.id, "type": inst.kind, "webLink": _weblink(inst.id),
+        "occurrenceId": f"OID.{m.id}.{inst.day.isoformat()}",
+        "originalStart": fmt_original_start(inst.original_start),
+        "start": fmt_dtz(inst.start, view.tz), "end": fmt_dtz(inst.end, view.tz),
+        "recurrence": None,
+    })
+    if odata_type:
+        out["@odata.type"] = "#microsoft.graph.event"
+    _ext(m.props if inst.exc is None else inst.exc.props, view, out)
+    return _finish(out, view)
+
+
+def bare_occurrence(inst: Instance, tz: str) -> dict:
+    """The bare row delta returns for an occurrence (observed, GRAPH.md section 2)."""
+    return {"@odata.type": "#microsoft.graph.event", "@odata.etag": _etag(inst.change_key),
+            "id": inst.id, "seriesMasterId": inst.master.id, "type": "occurrence",
+            "start": fmt_dtz(inst.start, tz), "end": fmt_dtz(inst.end, tz)}
+
+
+def tombstone(event_id: str) -> dict:
+    return {"@odata.type": "#microsoft.graph.event", "id": event_id,
+            "@removed": {"reason": "deleted"}}

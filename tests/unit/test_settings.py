@@ -1,0 +1,93 @@
+"""Settings (SPEC section 2): one place validates them, each problem names its setting."""
+
+import pytest
+
+from core.crypto import new_key
+from core.settings import SettingsError, mask, parse_settings
+
+GOOD = {
+    "OutlookApiClientID": "11111111-2222-3333-4444-555555555555",
+    "OutlookApiClientSecret": "s3cret-value",
+    "SAMLTenantID": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+    "EnableCalendarSync": "true",
+    "SiteUrl": "https://intranet.example.com/",
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    "TokenEncryptionKey": new_key("k1"),
+}
+
+
+def problems_of(values):
+    with pytest.raises(SettingsError) as info:
+        parse_settings(values)
+    return {p.setting: p.message for p in info.value.problems}
+
+
+def test_valid_settings_give_the_redirect_uri_and_single_tenant_authority():
+    s = parse_settings(GOOD)
+    assert s.redirect_uri == "https://intranet.example.com/oauth2/outlook/callback"
+    assert s.authority == "https://login.microsoftonline.com/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+    assert s.single_tenant and s.sync_enabled
+    assert s.sync_schedule == "0 */15 * * * *"
+    assert s.graph_base_url == "https://graph.microsoft.com/v1.0"
+
+
+def test_multitenant_uses_the_organizations_authority_and_needs_no_tenant():
+    values = dict(GOOD, UseSAMLtenantIDForOutlook="false")
+    del values["SAMLTenantID"]
+    assert parse_settings(values).authority.endswith("/organizations")
+
+
+def test_sync_is_disabled_by_default():
+    values = dict(GOOD)
+    del values["EnableCalendarSync"]
+    assert parse_settings(values).sync_enabled is False
+
+
+def test_every_missing_setting_is_named_at_once():
+    found = problems_of({})
+    for name in ("OutlookApiClientID", "OutlookApiClientSecret", "SAMLTenantID", "SiteUrl", "AzureWebJobsStorage",
+                 "TokenEncryptionKey"):
+        assert name in found
+
+
+@pytest.mark.parametrize(
+    "name,value,fragment",
+    [
+        ("OutlookApiClientID", "not-a-guid", "GUID"),
+        ("SAMLTenantID", "contoso.com", "GUID"),
+        ("UseSAMLtenantIDForOutlook", "maybe", "true or false"),
+        ("SiteUrl", "ftp://x", "https://"),
+        ("AuthorityHost", "http://login.example.com", "MSAL refuses"),
+        ("TokenEncryptionKey", "k1:c2hvcnQ", "32 bytes"),
+        ("TokenEncryptionKey", "nokid", "kid:base64url"),
+        ("SyncSchedule", "*/5 * * *", "six fields"),
+        ("MaxDeleteShare", "2", "at most 1"),
+        ("SyncIntervalMinutes", "0", "between 1 and 1440"),
+        ("OutlookApiClientSecret", "@Microsoft.KeyVault(SecretUri=https://kv/secrets/x)", "unresolved Key Vault"),
+    ],
+)
+def test_invalid_values_are_reported_with_their_setting(name, value, fragment):
+    assert fragment in problems_of(dict(GOOD, **{name: value}))[name]
+
+
+def test_a_missing_ca_bundle_file_is_a_problem():
+    with pytest.raises(SettingsError) as info:
+        parse_settings(dict(GOOD, TlsCaBundle="/nowhere/ca.pem"), file_exists=lambda p: False)
+    found = {p.setting: p.message for p in info.value.problems}
+    assert "file not found" in found["TlsCaBundle"]
+
+
+def test_identity_based_storage_settings_are_accepted():
+    values = dict(GOOD)
+    del values["AzureWebJobsStorage"]
+    values["AzureWebJobsStorage__tableServiceUri"] = "https://acct.table.core.windows.net"
+    values["AzureWebJobsStorage__queueServiceUri"] = "https://acct.queue.core.windows.net"
+    s = parse_settings(values)
+    assert s.storage.uses_identity and s.storage.table_uri.startswith("https://acct.table")
+
+
+def test_secrets_are_masked_when_shown():
+    assert mask("OutlookApiClientSecret", "s3cret-value") == "(set, 12 characters)"
+    assert "s3cret" not in mask("AzureWebJobsStorage", "AccountKey=s3cret")
+    assert mask("SiteUrl", "https://x") == "https://x"
+    assert mask("TlsCaBundle", "") == "(not set)"
