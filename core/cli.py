@@ -215,7 +215,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if user is None:
         print(f"user {args.user} is not connected", file=sys.stderr)
         return EXIT_FAIL
-    _state, _loaded, _snap, plan = plan_user(service.sync_context(app), user, app.clock())
+    plan = plan_user(service.sync_context(app), user, app.clock(), full=args.full).plan
     doc = {"user_id": args.user, "held": plan.held, "actions": plan.to_json()}
     if args.json:
         _print_json(doc)
@@ -234,7 +234,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_confirm(args: argparse.Namespace) -> int:
     """Apply a held plan after an administrator checked it (re-planned now, held check off)."""
-    from core import reconcile, service
+    from core import service
     from core.sync import apply_event_change, changes_for, plan_user
 
     app = _app()
@@ -243,9 +243,9 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     if user is None or not user.held_plan:
         print(f"user {args.user} has no held plan", file=sys.stderr)
         return EXIT_FAIL
-    state, loaded, _snap, plan = plan_user(ctx, user, app.clock())
-    plan = replace(plan, held=None) if isinstance(plan, reconcile.Plan) else plan
-    for change in changes_for(args.user, state, loaded, plan):
+    planned = plan_user(ctx, user, app.clock(), full=True)
+    plan = replace(planned.plan, held=None)
+    for change in changes_for(args.user, planned.state, planned.loaded, plan):
         apply_event_change(ctx, {"user_id": args.user, "change": change.to_json()})
     app.users.save(replace(app.users.get(args.user), held_plan="", last_error=""))
     print(f"applied {len(plan.actions)} action(s) for user {args.user}")
@@ -320,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("users", cmd_users, "list connected users: state, last sync, last error")
     add("sync", cmd_sync, "sync one user now (all users without --user)", user=True, user_required=False)
     add("calendar", cmd_calendar, "show a user's Communifire calendar as stored", user=True)
-    add("plan", cmd_plan, "show what a sync would change now, without applying it", user=True)
+    p = add("plan", cmd_plan, "show what a sync would change now, without applying it", user=True)
+    p.add_argument("--full", action="store_true", help="plan from a full read of the window (not only changes)")
     add("confirm", cmd_confirm, "apply a user's held plan (after checking it with 'plan')", user=True, json_=False)
     p = add("audit", cmd_audit, "what each sync changed for a user, and why", user=True)
     p.add_argument("--limit", type=int, default=100)

@@ -24,10 +24,11 @@ from core import outlook_items, reconcile
 from core.audit import AuditStore
 from core.auth import ReconnectRequired, TokenSource, TransientAuthError, mark_needs_reconnect
 from core.events import ConcurrencyConflict, EventChange, EventStore, change_between
-from core.graph import GraphClient, GraphError
+from core.graph import DeltaExpired, GraphClient, GraphError
 from core.http import VerifyingSession
 from core.model import UserState, Window
 from core.rows import iso
+from core.timezones import parse_graph_datetime
 from core.users import CONNECTED, UserRecord, after_failure, after_success
 
 log = logging.getLogger(__name__)
@@ -56,20 +57,11 @@ class Gathered:
     removed: frozenset[str]
 
 
-def gather(graph: GraphClient, window: Window) -> Gathered:
-    """Read every item of the window: singles from calendarView, series in full."""
+def _read_masters_and_instances(graph: GraphClient, window: Window, master_ids: list[str],
+                                full_by_id: Mapping[str, dict[str, Any]]) -> tuple[dict, dict, set[str]]:
+    """Each changed series in full: the master (with cancelledOccurrences) and all its
+    instances in the window, merged by id with any full rows already read."""
     me = graph.user_path
-    rows = list(
-        graph.items(
-            f"{me}/calendarView",
-            params={"startDateTime": iso(window.start), "endDateTime": iso(window.end), "$expand": EXPAND_APP_ID},
-        )
-    )
-    singles = [r for r in rows if r.get("type") == "singleInstance"]
-    # calendarView has no $select for lastModifiedDateTime and no originalStart without
-    # one (GRAPH.md 1, 3): keep its full rows and merge /instances' selected ones by id.
-    full_by_id = {r["id"]: r for r in rows if r.get("type") in ("occurrence", "exception")}
-    master_ids = sorted({r["seriesMasterId"] for r in full_by_id.values() if r.get("seriesMasterId")})
     masters: dict[str, dict[str, Any]] = {}
     removed: set[str] = set()
     results = graph.batch(
@@ -83,8 +75,7 @@ def gather(graph: GraphClient, window: Window) -> Gathered:
         if status == 404:
             removed.add(mid)  # the series was deleted meanwhile (GRAPH.md 2)
         elif status >= 400 or not isinstance(body, dict):
-            err = (body or {}).get("error", {}) if isinstance(body, dict) else {}
-            raise GraphError(status, err.get("code", f"HTTP{status}"), err.get("message", "master read failed"))
+            raise _item_error(status, body, "series master read failed")
         else:
             masters[mid] = body
     instances: dict[str, list[dict[str, Any]]] = {}
@@ -98,7 +89,87 @@ def gather(graph: GraphClient, window: Window) -> Gathered:
             merged.update({k: v for k, v in inst.items() if v is not None or k not in merged})
             items.append(merged)
         instances[mid] = items
+    return masters, instances, removed
+
+
+def _item_error(status: int, body: Any, what: str) -> GraphError:
+    err = (body or {}).get("error", {}) if isinstance(body, dict) else {}
+    return GraphError(status, err.get("code", f"HTTP{status}"), err.get("message", what))
+
+
+def gather(graph: GraphClient, window: Window) -> Gathered:
+    """Read every item of the window: singles from calendarView, series in full."""
+    rows = list(
+        graph.items(
+            f"{graph.user_path}/calendarView",
+            params={"startDateTime": iso(window.start), "endDateTime": iso(window.end), "$expand": EXPAND_APP_ID},
+        )
+    )
+    singles = [r for r in rows if r.get("type") == "singleInstance"]
+    # calendarView has no $select for lastModifiedDateTime and no originalStart without
+    # one (GRAPH.md 1, 3): keep its full rows and merge /instances' selected ones by id.
+    full_by_id = {r["id"]: r for r in rows if r.get("type") in ("occurrence", "exception")}
+    master_ids = sorted({r["seriesMasterId"] for r in full_by_id.values() if r.get("seriesMasterId")})
+    masters, instances, removed = _read_masters_and_instances(graph, window, master_ids, full_by_id)
     return Gathered(singles, masters, instances, frozenset(removed))
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaRound:
+    gathered: Gathered
+    delta_link: str
+    complete: bool
+
+
+def gather_delta(graph: GraphClient, window: Window, delta_link: str = "") -> DeltaRound:
+    """One calendarView/delta round (GRAPH.md 2): everything on a new round, else changes.
+
+    Delta rows are not trusted for content: occurrences come back bare, and delta takes
+    no $select or $expand. Changed singles are re-read by id and every series touched is
+    read in full, so the snapshot holds complete items; ``@removed`` ids (also for items
+    outside the window) and ids that answer 404 are passed as removed.
+    """
+    me = graph.user_path
+    complete = not delta_link
+    first = delta_link or f"{me}/calendarView/delta"
+    params = None if delta_link else {"startDateTime": iso(window.start), "endDateTime": iso(window.end)}
+    single_ids: set[str] = set()
+    master_ids: set[str] = set()
+    removed: set[str] = set()
+    new_link = ""
+    for page in graph.pages(first, params):
+        for row in page.get("value", []):
+            if "@removed" in row:
+                removed.add(row["id"])
+            elif row.get("type") == "seriesMaster":
+                master_ids.add(row["id"])
+            elif row.get("type") in ("occurrence", "exception") and row.get("seriesMasterId"):
+                master_ids.add(row["seriesMasterId"])
+            elif row.get("type") == "singleInstance":
+                single_ids.add(row["id"])
+        new_link = page.get("@odata.deltaLink") or new_link
+    singles: list[dict[str, Any]] = []
+    ordered = sorted(single_ids - removed)
+    results = graph.batch(
+        [{"id": str(i), "method": "GET", "url": f"{me}/events/{sid}?$expand={EXPAND_APP_ID}"} for i, sid in enumerate(ordered)]
+    )
+    for i, sid in enumerate(ordered):
+        status, body = results.get(str(i), (0, None))
+        if status == 404:
+            removed.add(sid)
+        elif status >= 400 or not isinstance(body, dict):
+            raise _item_error(status, body, "event read failed")
+        elif _overlaps(body, window):
+            singles.append(body)
+        else:
+            removed.add(sid)  # moved out of the window: no longer ours to show
+    masters, instances, gone = _read_masters_and_instances(graph, window, sorted(master_ids - removed), {})
+    return DeltaRound(Gathered(singles, masters, instances, frozenset(removed | gone)), new_link, complete)
+
+
+def _overlaps(item: Mapping[str, Any], window: Window) -> bool:
+    start, end = parse_graph_datetime(item["start"]), parse_graph_datetime(item["end"])
+    return start <= window.end and end >= window.start
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,19 +201,41 @@ class SyncContext:
         return graph, tokens
 
 
-def plan_user(ctx: SyncContext, user: UserRecord, now: datetime) -> tuple[UserState, dict, Any, Any]:
-    """Gather and plan (no writes): returns (state, loaded events, snapshot, plan)."""
+@dataclass(frozen=True, slots=True)
+class PlannedSync:
+    state: UserState
+    loaded: Mapping[str, Any]
+    snapshot: Any
+    plan: Any
+    delta_link: str
+    window_start: str
+
+
+def plan_user(ctx: SyncContext, user: UserRecord, now: datetime, *, full: bool = False) -> PlannedSync:
+    """Gather and plan, writing nothing (also the CLI's dry run).
+
+    A new delta round starts when the window has moved by a day, when asked (``full``)
+    or when Graph says the token expired; otherwise only the changes since the stored
+    deltaLink are read (issue 4, GRAPH.md 2).
+    """
     graph, _ = ctx.graph_for(user)
     window = window_for(now)
-    got = gather(graph, window)
+    window_start = iso(window.start)
+    link = "" if full or user.delta_window_start != window_start else user.delta_link
+    try:
+        got = gather_delta(graph, window, link)
+    except DeltaExpired:
+        log.info("delta token expired; new round", extra={"user_id": user.user_id})
+        got = gather_delta(graph, window, "")
+    g = got.gathered
     snapshot = outlook_items.build_snapshot(
-        user.user_id, window, got.singles, got.masters, got.instances, removed_ids=got.removed, complete=True
+        user.user_id, window, g.singles, g.masters, g.instances, removed_ids=g.removed, complete=got.complete
     )
     uids = [i.ical_uid for i in snapshot.singles.values()] + [s.master.ical_uid for s in snapshot.series.values()]
     state, loaded = ctx.events.load_user_state(user.user_id, uids)
     policy = reconcile.SafetyPolicy(max_delete_share=ctx.settings.max_delete_share)
     plan = reconcile.plan_inbound(state, snapshot, now, policy)
-    return state, loaded, snapshot, plan
+    return PlannedSync(state, loaded, snapshot, plan, got.delta_link, window_start)
 
 
 def changes_for(user_id: str, state: UserState, loaded: Mapping[str, Any], plan: Any) -> list[EventChange]:
@@ -170,7 +263,7 @@ def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False) -> SyncRe
     if not ctx.settings.sync_enabled:
         return SyncReport(user_id, "skipped", message="EnableCalendarSync is false")
     try:
-        state, loaded, _snapshot, plan = plan_user(ctx, user, now)
+        planned = plan_user(ctx, user, now)
     except ReconnectRequired as exc:
         mark_needs_reconnect(ctx.users, user, str(exc))
         log.warning("user needs to reconnect", extra={"user_id": user_id})
@@ -179,21 +272,25 @@ def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False) -> SyncRe
         fresh = ctx.users.get(user_id) or user
         ctx.users.save(after_failure(fresh, now, ctx.settings.sync_interval_minutes, str(exc)))
         raise
+    plan = planned.plan
     fresh = ctx.users.get(user_id) or user
     if plan.held:
+        # Held plans keep the old delta position, so the same changes come back next time.
         ctx.users.save(replace(fresh, held_plan=json.dumps(plan.to_json()), last_error=f"held: {plan.held}"))
         ctx.audit.record(user_id, now, [{"kind": "hold", "rule": "safety", "reason": plan.held}], "sync")
         log.warning("sync held for an administrator", extra={"user_id": user_id})
         return SyncReport(user_id, "held", plan=plan, message=plan.held)
-    changes = changes_for(user_id, state, loaded, plan)
+    changes = changes_for(user_id, planned.state, planned.loaded, plan)
     sync_id = uuid.uuid4().hex
     for change in changes:
-        message = {"v": 1, "kind": "event_change", "message_id": f"{sync_id}-{change.event_id}", "user_id": user_id, "change": change.to_json()}
+        message = {"v": 1, "kind": "event_change", "message_id": f"{sync_id}-{change.event_id}", "user_id": user_id,
+                   "change": change.to_json()}
         if inline:
             apply_event_change(ctx, message)
         else:
             ctx.send("writes", message)
-    ctx.users.save(replace(after_success(fresh, now, ctx.settings.sync_interval_minutes), held_plan=""))
+    done = after_success(fresh, now, ctx.settings.sync_interval_minutes)
+    ctx.users.save(replace(done, held_plan="", delta_link=planned.delta_link, delta_window_start=planned.window_start))
     log.info("user synced", extra={"user_id": user_id, "changes": len(changes), "actions": len(plan.actions)})
     return SyncReport(user_id, "synced", plan=plan, changes=tuple(changes))
 
@@ -205,7 +302,11 @@ def apply_event_change(ctx: SyncContext, message: Mapping[str, Any]) -> str:
     try:
         ctx.events.apply(change)
     except ConcurrencyConflict:
+        # The delta position already moved past these changes: a full round re-reads them.
         log.info("event changed meanwhile; user re-planned", extra={"user_id": user_id, "event_id": change.event_id})
+        user = ctx.users.get(user_id)
+        if user is not None:
+            ctx.users.save(replace(user, delta_link="", delta_window_start=""))
         ctx.send("sync-jobs", {"v": 1, "user_id": user_id, "reason": "conflict"})
         return "conflict"
     ctx.audit.record(user_id, ctx.clock(), change.audit, "sync")

@@ -110,11 +110,14 @@ class LocalHost:
         function_key: str | None = None,
         run_timers: bool = True,
         poll_floor: float = 0.1,
+        queue_overrides: dict[str, Any] | None = None,
     ):
         self.environ = environ if environ is not None else dict(os.environ)
         self.host_json = json.loads((root / "host.json").read_text(encoding="utf-8"))
         self.route_prefix = ((self.host_json.get("extensions") or {}).get("http") or {}).get("routePrefix", "api")
         self.queue_options = QueueOptions.from_host_json(self.host_json)
+        for key, value in (queue_overrides or {}).items():
+            setattr(self.queue_options, key, value)
         self.function_key = function_key or secrets.token_urlsafe(24)
         self.run_timers = run_timers
         self.poll_floor = poll_floor

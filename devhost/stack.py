@@ -35,6 +35,7 @@ class Stack:
     single_tenant: bool = True
     clock: Callable[[], datetime] = utcnow
     extra: dict[str, str] = field(default_factory=dict)
+    queue_overrides: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> "Stack":
         from emulator.control import EmulatorControl
@@ -62,7 +63,8 @@ class Stack:
             "StorageNamePrefix": self.prefix,
         }
         self.host = LocalHost(_function_app(), root=ROOT, environ=self.environ | {"SiteUrl": "http://127.0.0.1"},
-                              port=0, run_timers=False, poll_floor=0.05)
+                              port=0, run_timers=False, poll_floor=0.05,
+                              queue_overrides=self.queue_overrides)
         self.environ["SiteUrl"] = self.host.url
         self.environ.update(self.extra)
         self.settings: Settings = parse_settings(self.environ)

@@ -16,7 +16,8 @@
 //   - Log Analytics + Application Insights with local (key) authentication disabled;
 //   - a Flex Consumption (FC1) plan and a Linux function app on Python 3.11;
 //   - role assignments: least-privilege data roles for the identity, and optional
-//     admin roles for the person or pipeline that deploys (principalId).
+//     roles for the person or pipeline that deploys (principalId) and for the
+//     Communifire backend, which may only send to the outbound queue.
 //
 // No connection string, account key or SAS appears anywhere: every client
 // authenticates with Microsoft Entra ID.
@@ -49,6 +50,9 @@ param principalId string = ''
 ])
 @description('Kind of principal behind principalId.')
 param principalType string = 'User'
+
+@description('Object id of the service principal or managed identity the Communifire backend uses to put messages on the outbound queue. Empty: grant it later (docs/deploy.md). It gets Storage Queue Data Message Sender on that one queue only.')
+param communifirePrincipalId string = ''
 
 @description('Tags added to every resource.')
 param tags object = {}
@@ -227,6 +231,7 @@ module rbac 'app/rbac.bicep' = {
     appPrincipalId: identity.outputs.principalId
     adminPrincipalId: principalId
     adminPrincipalType: principalType
+    communifirePrincipalId: communifirePrincipalId
   }
 }
 

@@ -26,6 +26,10 @@
 //   Monitoring Metrics Publisher (Application Insights)
 //     Send telemetry with an Entra token, required because local auth is disabled.
 //
+// The Communifire backend (communifirePrincipalId, optional):
+//   Storage Queue Data Message Sender (the `outbound` queue only): put messages on the
+//     one queue it writes to. It cannot read, delete or see any other queue or table.
+//
 // The admin (principalId, optional):
 //   Key Vault Secrets Officer (vault): set and rotate the two secrets after deployment.
 //   Storage Table Data Contributor + Storage Queue Data Contributor (storage account): run
@@ -49,6 +53,9 @@ param adminPrincipalId string = ''
 ])
 param adminPrincipalType string = 'User'
 
+@description('Object id of the service principal (or managed identity) the Communifire backend uses to send to the outbound queue; empty: none.')
+param communifirePrincipalId string = ''
+
 // Built-in role definition ids (identical in every tenant).
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -57,6 +64,7 @@ var roles = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
 }
 
 var appStorageRoles = [
@@ -74,6 +82,16 @@ var hasAdmin = !empty(adminPrincipalId)
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+resource outboundQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  parent: queueService
+  name: 'outbound'
 }
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
@@ -114,6 +132,18 @@ resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
     principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// --- the Communifire backend (optional) -------------------------------------------
+
+resource communifireOutbound 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(communifirePrincipalId)) {
+  name: guid(outboundQueue.id, communifirePrincipalId, roles.storageQueueDataMessageSender)
+  scope: outboundQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
+    principalId: communifirePrincipalId
     principalType: 'ServicePrincipal'
   }
 }
