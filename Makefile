@@ -27,8 +27,8 @@ $(NODE_STAMP): package.json package-lock.json
 setup: $(STAMP) $(NODE_STAMP)
 
 test: setup
-	$(BIN)/python -m pytest -q
 	bash infra/check.sh
+	$(BIN)/python -m pytest -q
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -64,7 +64,7 @@ class Stack:
         }
         self.host = LocalHost(_function_app(), root=ROOT, environ=self.environ | {"SiteUrl": "http://127.0.0.1"},
                               port=0, run_timers=False, poll_floor=0.05,
-                              queue_overrides=self.queue_overrides)
+                              queue_overrides={"max_polling_interval": 0.5, **self.queue_overrides})
         self.environ["SiteUrl"] = self.host.url
         self.environ.update(self.extra)
         self.settings: Settings = parse_settings(self.environ)

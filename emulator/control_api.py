@@ -8,6 +8,7 @@ logs, seed and reset. ``control.py`` is the Python client; ``README.md`` documen
 from __future__ import annotations
 
 import datetime as _dt
+import re
 
 from .outlook import Outlook
 from .timeutil import parse_query_instant
@@ -206,6 +207,23 @@ def _outlook(state, req: Request, seg: list[str], body: dict) -> Response:
     raise ControlError(404, f"unknown outlook route {m} {req.path}")
 
 
+_REL = re.compile(r"^today(?:([+-])(\d+))?(T.*)?$")
+
+
+def _relative_dates(obj, today: _dt.date):
+    """Replace ``today``, ``today+N``, ``today-N`` (also as a dateTime's date part)."""
+    if isinstance(obj, dict):
+        return {k: _relative_dates(v, today) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_relative_dates(v, today) for v in obj]
+    if isinstance(obj, str):
+        m = _REL.match(obj)
+        if m:
+            n = int(m.group(2) or 0) * (-1 if m.group(1) == "-" else 1)
+            return (today + _dt.timedelta(days=n)).isoformat() + (m.group(3) or "")
+    return obj
+
+
 def seed(state, data: dict) -> dict:
     """Create tenants, apps, users and events from a seed document (see README)."""
     d = state.directory
@@ -226,11 +244,12 @@ def seed(state, data: dict) -> dict:
             d.register_app(a["client_id"], a["client_secret"], a["redirect_uris"], ten.id,
                            a.get("multitenant", False))
     ol = Outlook(state.store)
+    today = state.clock.now().date()
     for upn, events in (data.get("events") or {}).items():
         u = _user(state, upn)
         mb = state.store.mailbox(u)
         created = []
         for ev in events:
-            created.append(ol.create_event(mb, ev)["id"])
+            created.append(ol.create_event(mb, _relative_dates(ev, today))["id"])
         out["events"][u.upn] = created
     return out

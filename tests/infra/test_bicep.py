@@ -324,7 +324,8 @@ def test_the_identity_gets_exactly_its_data_roles() -> None:
                   "17d1049b-9a84-46fb-8f53-869881c3d3ab", "00482a5a-887f-4fb3-b363-3b7fe8e74483"):
         assert broad not in text
     # Roles are scoped to one resource, never the resource group or the subscription.
-    assert set(re.findall(r"^\s*scope:\s*(\w+)", text, re.MULTILINE)) == {"storage", "vault", "appInsights", "outboundQueue"}
+    scopes = set(re.findall(r"^\s*scope:\s*(\w+)", text, re.MULTILINE))
+    assert scopes == {"storage", "vault", "appInsights", "outboundQueue"}
     # The Communifire backend may only send, and only to the outbound queue.
     backend = block_after(text, text.index("resource communifireOutbound"))
     assert "scope: outboundQueue" in backend and "roles.storageQueueDataMessageSender" in backend
