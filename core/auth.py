@@ -19,6 +19,7 @@ import msal
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
+from core import logs
 from core.crypto import CryptoError, Sealer
 from core.http import VerifyingSession
 from core.settings import SCOPES, Settings
@@ -190,12 +191,12 @@ def finish_connect(
     except RuntimeError:  # id token nonce mismatch
         return outcome("token_error", user_id)
     if "error" in result:
-        log.warning("token redemption refused", extra={"user_id": user_id, "error": result.get("error")})
+        logs.warning(log, "token redemption refused", user_id=user_id, error=result.get("error"))
         return outcome("token_error", user_id)
     claims = result.get("id_token_claims") or {}
     tenant = claims.get("tid", "")
     if settings.single_tenant and tenant.lower() != settings.tenant_id.lower():
-        log.warning("sign-in from another tenant refused", extra={"user_id": user_id})
+        logs.warning(log, "sign-in from another tenant refused", user_id=user_id)
         return outcome("wrong_tenant", user_id)
     accounts = app.get_accounts()
     home = accounts[0]["home_account_id"] if accounts else f"{claims.get('oid', '')}.{tenant}"
@@ -215,7 +216,7 @@ def finish_connect(
         # Reconnecting the same mailbox keeps its sync position.
         record = replace(record, delta_link=previous.delta_link, delta_window_start=previous.delta_window_start)
     users.save(record)
-    log.info("outlook account connected", extra={"user_id": user_id})
+    logs.info(log, "outlook account connected", user_id=user_id)
     return outcome("connected", user_id)
 
 

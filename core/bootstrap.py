@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from core.auth import FlowStore, MsalFactory, msal_factory
+from core.logs import quiet_libraries
 from core.crypto import Sealer
 from core.settings import SETTING_HELP, Settings, parse_settings
 from core.storage import Storage
@@ -59,6 +60,9 @@ class App:
 
     settings: Settings
     clock: Callable[[], datetime] = utcnow
+
+    def __post_init__(self) -> None:
+        quiet_libraries()  # MSAL logs the code redemption at DEBUG (SPEC section 7)
 
     @cached_property
     def storage(self) -> Storage:

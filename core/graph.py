@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 import requests
 
+from core import logs
+
 log = logging.getLogger(__name__)
 
 TokenProvider = Callable[..., str]
@@ -148,7 +150,7 @@ class GraphClient:
             )
             if waited + delay > self._retry.max_total_wait:
                 raise err
-            log.info("graph call retried", extra={"status": status, "code": err.code, "delay": delay})
+            logs.info(log, "graph call retried", status=status, graph_code=err.code, delay=delay)
             self._sleep(delay)
             waited += delay
 

@@ -289,7 +289,15 @@ def _apply_one(event: Event | None, action: Action) -> Event | None:
         return replace(event, segments=_replace_segment(event, old.start, new), **stamp)
     if kind == "remove_segment":
         assert action.segment_start is not None
-        return replace(event, segments=_replace_segment(event, action.segment_start, None), **stamp)
+        # the segment's own instances go with it (A1: the rest of the event stays)
+        start = action.segment_start
+
+        def mine(key: datetime) -> bool:
+            return event.segment_for(key).start == start and (key >= start or start == event.segments[0].start)
+
+        return replace(event, segments=_replace_segment(event, start, None),
+                       exceptions={k: v for k, v in event.exceptions.items() if not mine(k)},
+                       deleted=frozenset(k for k in event.deleted if not mine(k)), **stamp)
     if kind == "set_exception":
         assert action.original_start is not None and action.modified_at is not None
         exceptions = dict(event.exceptions)
@@ -400,13 +408,6 @@ def _snapshot_time(link: OutlookLink, name: str) -> datetime | None:
         return None
 
 
-def _snapshot_recurrence(link: OutlookLink, key: str = "recurrence") -> Recurrence | None:
-    try:
-        return recurrence_from_json(link.snapshot.get(key))
-    except (RecurrenceError, KeyError, TypeError, ValueError):
-        return None
-
-
 @dataclass(frozen=True, slots=True)
 class _SeriesView:
     """What the planner needs to know of one series: its recurrence anchored in its zone."""
@@ -426,12 +427,27 @@ class _SeriesView:
 
     @classmethod
     def of_snapshot(cls, link: OutlookLink, key: str = "recurrence") -> "_SeriesView | None":
-        rec = _snapshot_recurrence(link, key)
-        start, end = _snapshot_time(link, "start"), _snapshot_time(link, "end")
-        if rec is None or start is None or end is None:
+        """The series as the link's snapshot has it (``key="_cut_from"``: before its cut, O2)."""
+        snap = link.snapshot
+        if key == "_cut_from":
+            return cls.of_parts(snap.get("_cut_from"), snap.get("_cut_start") or snap.get("start"),
+                                snap.get("_cut_end") or snap.get("end"), snap.get("time_zone"), snap.get("is_all_day"))
+        return cls.of_parts(snap.get(key), snap.get("start"), snap.get("end"), snap.get("time_zone"),
+                            snap.get("is_all_day"))
+
+    @classmethod
+    def of_parts(cls, rec_json: Any, start_text: Any, end_text: Any, zone_name: Any,
+                 all_day: Any) -> "_SeriesView | None":
+        try:
+            rec = recurrence_from_json(rec_json) if isinstance(rec_json, Mapping) else None
+            start = datetime.fromisoformat(str(start_text).replace("Z", "+00:00")).astimezone(UTC)
+            end = datetime.fromisoformat(str(end_text).replace("Z", "+00:00")).astimezone(UTC)
+        except (RecurrenceError, KeyError, TypeError, ValueError):
             return None
-        zone = _zone(str(link.snapshot.get("time_zone") or "UTC"))
-        return cls(rec, start.astimezone(zone), end - start, bool(link.snapshot.get("is_all_day")), zone)
+        if rec is None:
+            return None
+        zone = _zone(str(zone_name or "UTC"))
+        return cls(rec, start.astimezone(zone), end - start, bool(all_day), zone)
 
     def expand(self, start: datetime, end: datetime) -> tuple[datetime, ...]:
         return expand(self.recurrence, self.first_start, self.duration, start, end, is_all_day=self.is_all_day)
@@ -477,6 +493,9 @@ class _Planner:
         self.events: dict[str, Event] = dict(state.events)
         self.links: dict[str, OutlookLink] = dict(state.links)
         self.gone_events: set[str] = set()  # deleted or no longer linked for this user (safety)
+        # instance-level work runs after every segment-level change (A2 coverage): jobs
+        self.jobs: list[tuple[str, str, OutlookSeries, bool, bool]] = []
+        self.rsvp_jobs: list[tuple[str, OutlookItem]] = []
 
     # -- emitting ---------------------------------------------------------------------
 
@@ -495,6 +514,15 @@ class _Planner:
             self.links.pop(action.outlook_id, None)
         elif kind == "delete_event":
             self.links = {k: v for k, v in self.links.items() if v.event_id != event_id}
+
+    def relink(self, link: OutlookLink, rule: str, reason: str) -> None:
+        """Replace this plan's link action for the item, or add one (one link action per item)."""
+        for i, action in enumerate(self.actions):
+            if action.kind == "link" and action.link is not None and action.link.outlook_id == link.outlook_id:
+                self.actions[i] = replace(action, link=link)
+                self.links[link.outlook_id] = link
+                return
+        self.emit("link", link.event_id, rule, reason, link=link)
 
     # -- the run ----------------------------------------------------------------------
 
@@ -527,6 +555,10 @@ class _Planner:
             else:
                 self.plan_linked_single(link, item)
         self.plan_new(sorted(present - set(self.state.links)))
+        for event_id, master_id, series, authoritative, reset in self.jobs:
+            self.plan_instances(event_id, master_id, series, authoritative=authoritative, reset=reset)
+        for event_id, item in self.rsvp_jobs:
+            self.plan_all_rsvp(event_id, item)
 
     # -- deletions of whole items -------------------------------------------------------
 
@@ -624,7 +656,7 @@ class _Planner:
                               segment_start=seg.start, changes=changes)
                 self.emit("link", event.id, "A9", "record the synced snapshot so the change does not echo",
                           link=_link_for(item, self.user, event.id, "single", segment_start=None, evidence=link.evidence))
-        self.plan_all_rsvp(event.id, item)
+        self.rsvp_jobs.append((event.id, item))
 
     def plan_linked_series(self, link: OutlookLink, series: OutlookSeries) -> None:
         event = self.events[link.event_id]
@@ -648,7 +680,13 @@ class _Planner:
                 if "start" in changes and any(s.start == master.start for s in event.segments if s is not seg):
                     changes.pop("start")
                     self.notes.append(f"series {master.id}: its new start collides with another segment; start kept")
-                if changes:
+                if changes and set(changes) == {"recurrence"} and extra.get("_cut_from") \
+                        and not link.snapshot.get("_cut_from"):
+                    # scenario: "this and all following" in Outlook ended this series early (O2)
+                    self.emit("update_segment", event.id, "O2",
+                              "the series' range was cut short in Outlook (this and all following)",
+                              segment_start=seg.start, changes=changes)
+                elif changes:
                     child = seg is not event.segments[0]
                     # scenario: the series (or one child of a split series) was edited in Outlook
                     self.emit("update_segment", event.id, "A4" if child else "D1",
@@ -659,9 +697,8 @@ class _Planner:
                           link=_link_for(master, self.user, event.id, "series",
                                          segment_start=changes.get("start", seg.start), evidence=link.evidence,
                                          extra=extra))
-        self.plan_instances(event.id, link.outlook_id, series, authoritative=authoritative,
-                            reset=changed_master and time_changed)
-        self.plan_all_rsvp(event.id, master)
+        self.jobs.append((event.id, link.outlook_id, series, authoritative, changed_master and time_changed))
+        self.rsvp_jobs.append((event.id, master))
 
     def _cut_evidence(self, link: OutlookLink, master: OutlookItem) -> dict[str, Any]:
         """``{"_cut_from": previous recurrence}`` when the master's range was cut short (O2)."""
@@ -908,8 +945,8 @@ class _Planner:
     def _after_adopt(self, event_id: str, item: OutlookItem, series: OutlookSeries | None) -> None:
         if series is not None:
             link = self.links[item.id]
-            self.plan_instances(event_id, item.id, series, authoritative=self._authoritative(link, item), reset=False)
-        self.plan_all_rsvp(event_id, item)
+            self.jobs.append((event_id, item.id, series, self._authoritative(link, item), False))
+        self.rsvp_jobs.append((event_id, item))
 
     def create(self, item: OutlookItem, series: OutlookSeries | None) -> None:
         event_id = self.new_id(f"{self.snap.user_id}/{item.id}")
@@ -926,8 +963,8 @@ class _Planner:
                   link=_link_for(item, self.user, event_id, "series" if series is not None else "single",
                                  segment_start=item.start if series is not None else None))
         if series is not None:
-            self.plan_instances(event_id, item.id, series, authoritative=True, reset=False)
-        self.plan_all_rsvp(event_id, item)
+            self.jobs.append((event_id, item.id, series, True, False))
+        self.rsvp_jobs.append((event_id, item))
 
     # -- A2: a new series that takes over a cut one -----------------------------------
 
@@ -961,10 +998,10 @@ class _Planner:
         if parent.snapshot.get("_cut_from"):
             # the parent's cut has now been taken over: forget it so it cannot be claimed twice
             snapshot = {k: v for k, v in parent.snapshot.items() if not k.startswith("_cut")}
-            self.emit("link", event.id, "A2", f"the cut of Outlook series {parent.outlook_id} was taken over",
-                      link=replace(parent, snapshot=snapshot))
-        self.plan_instances(event.id, new.id, series, authoritative=True, reset=True)
-        self.plan_all_rsvp(event.id, new)
+            self.relink(replace(parent, snapshot=snapshot), "A2",
+                        f"the cut of Outlook series {parent.outlook_id} was taken over by {new.id}")
+        self.jobs.append((event.id, new.id, series, True, True))
+        self.rsvp_jobs.append((event.id, new))
         return True
 
     def _takes_over(self, link: OutlookLink, new: OutlookItem,
@@ -988,13 +1025,6 @@ class _Planner:
         # (c) its range was cut short, and the new series takes over from there
         previous = [v for v in (_SeriesView.of_snapshot(link, "_cut_from"), _SeriesView.of_snapshot(link))
                     if v is not None]
-        if link.snapshot.get("_cut_from"):
-            cut_start = link.snapshot.get("_cut_start")
-            if cut_start:
-                prev = _SeriesView.of_snapshot(
-                    replace(link, snapshot={**link.snapshot, "start": cut_start,
-                                            "end": link.snapshot.get("_cut_end")}), "_cut_from")
-                previous = [p for p in (prev, *previous) if p is not None]
         try:
             cur_last = cur.last()
         except RecurrenceError:

@@ -12,6 +12,7 @@ import logging
 import re
 from typing import Any, Mapping
 
+from core import logs
 from core import auth
 from core.audit import AuditStore
 from core.bootstrap import App
@@ -64,7 +65,7 @@ def connect_url(app: App, user: str | None) -> str:
 
 def callback(app: App, params: Mapping[str, str]) -> auth.Outcome:
     result = auth.finish_connect(app.settings, app.flows, app.users, app.sealer, app.make_msal, params, app.clock())
-    log.info("oauth callback", extra={"user_id": result.user_id, "outcome": result.code})
+    logs.info(log, "oauth callback", user_id=result.user_id, outcome=result.code)
     return result
 
 
@@ -77,13 +78,13 @@ def disconnect(app: App, user: str | None) -> bool:
         try:
             app.storage.table("Events").delete_entity(escape_key(event_id), link_key(user_id, outlook_id))
         except Exception:  # noqa: BLE001 - a missing row is fine; nothing else may stop the wipe
-            log.info("link row already gone", extra={"user_id": user_id, "event_id": event_id})
+            logs.info(log, "link row already gone", user_id=user_id, event_id=event_id)
         try:
             index.delete_entity(escape_key(user_id), escape_key(outlook_id))
         except Exception:  # noqa: BLE001
             pass
     existed = app.users.delete(user_id)
-    log.info("outlook account disconnected", extra={"user_id": user_id, "existed": existed})
+    logs.info(log, "outlook account disconnected", user_id=user_id, existed=existed)
     return existed
 
 
@@ -116,14 +117,14 @@ CALLBACK_HEADERS = {
 def enqueue_due(app: App) -> list[str]:
     """Fan out: one sync job per connected user that is due."""
     if not app.settings.sync_enabled:
-        log.info("calendar sync disabled; timer does nothing")
+        logs.info(log, "calendar sync disabled; timer does nothing")
         return []
     now = app.clock()
     due = due_users(app.users.all(), now)
     for user in due:
         app.storage.send("sync-jobs", {"v": 1, "user_id": user.user_id, "reason": "schedule", "at": now.isoformat()})
     app.flows.purge_expired(now)
-    log.info("sync jobs enqueued", extra={"count": len(due)})
+    logs.info(log, "sync jobs enqueued", count=len(due))
     return [u.user_id for u in due]
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 
 from dateutil.relativedelta import relativedelta
 
+from core import logs
 from core import outlook_items, reconcile
 from core.audit import AuditStore
 from core.auth import ReconnectRequired, TokenSource, TransientAuthError, mark_needs_reconnect
@@ -225,7 +226,7 @@ def plan_user(ctx: SyncContext, user: UserRecord, now: datetime, *, full: bool =
     try:
         got = gather_delta(graph, window, link)
     except DeltaExpired:
-        log.info("delta token expired; new round", extra={"user_id": user.user_id})
+        logs.info(log, "delta token expired; new round", user_id=user.user_id)
         got = gather_delta(graph, window, "")
     g = got.gathered
     snapshot = outlook_items.build_snapshot(
@@ -266,7 +267,7 @@ def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False) -> SyncRe
         planned = plan_user(ctx, user, now)
     except ReconnectRequired as exc:
         mark_needs_reconnect(ctx.users, user, str(exc))
-        log.warning("user needs to reconnect", extra={"user_id": user_id})
+        logs.warning(log, "user needs to reconnect", user_id=user_id)
         return SyncReport(user_id, "needs_reconnect", message=str(exc))
     except (GraphError, TransientAuthError) as exc:
         fresh = ctx.users.get(user_id) or user
@@ -278,7 +279,7 @@ def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False) -> SyncRe
         # Held plans keep the old delta position, so the same changes come back next time.
         ctx.users.save(replace(fresh, held_plan=json.dumps(plan.to_json()), last_error=f"held: {plan.held}"))
         ctx.audit.record(user_id, now, [{"kind": "hold", "rule": "safety", "reason": plan.held}], "sync")
-        log.warning("sync held for an administrator", extra={"user_id": user_id})
+        logs.warning(log, "sync held for an administrator", user_id=user_id)
         return SyncReport(user_id, "held", plan=plan, message=plan.held)
     changes = changes_for(user_id, planned.state, planned.loaded, plan)
     sync_id = uuid.uuid4().hex
@@ -291,7 +292,7 @@ def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False) -> SyncRe
             ctx.send("writes", message)
     done = after_success(fresh, now, ctx.settings.sync_interval_minutes)
     ctx.users.save(replace(done, held_plan="", delta_link=planned.delta_link, delta_window_start=planned.window_start))
-    log.info("user synced", extra={"user_id": user_id, "changes": len(changes), "actions": len(plan.actions)})
+    logs.info(log, "user synced", user_id=user_id, changes=len(changes), actions=len(plan.actions))
     return SyncReport(user_id, "synced", plan=plan, changes=tuple(changes))
 
 
@@ -303,7 +304,7 @@ def apply_event_change(ctx: SyncContext, message: Mapping[str, Any]) -> str:
         ctx.events.apply(change)
     except ConcurrencyConflict:
         # The delta position already moved past these changes: a full round re-reads them.
-        log.info("event changed meanwhile; user re-planned", extra={"user_id": user_id, "event_id": change.event_id})
+        logs.info(log, "event changed meanwhile; user re-planned", user_id=user_id, event_id=change.event_id)
         user = ctx.users.get(user_id)
         if user is not None:
             ctx.users.save(replace(user, delta_link="", delta_window_start=""))

@@ -154,8 +154,8 @@ class UserStore:
         return replace(user, etag=meta.get("etag", ""))
 
     def delete(self, user_id: str) -> bool:
-        try:
-            self._table.delete_entity(_PK, escape_key(user_id))
-            return True
-        except ResourceNotFoundError:
+        """Delete the record; False when there was none (delete_entity ignores a 404)."""
+        if self.get(user_id) is None:
             return False
+        self._table.delete_entity(_PK, escape_key(user_id))
+        return True

@@ -45,6 +45,19 @@ from croniter import croniter
 log = logging.getLogger("devhost")
 
 
+_INDEXED: dict[int, list[Any]] = {}
+_INDEX_LOCK = threading.Lock()
+
+
+def functions_of(app: func.FunctionApp) -> list[Any]:
+    """The app's functions, indexed once: like the worker, ``get_functions()`` validates
+    and records the names, so a second call on the same app fails as a duplicate."""
+    with _INDEX_LOCK:
+        if id(app) not in _INDEXED:
+            _INDEXED[id(app)] = list(app.get_functions())
+        return _INDEXED[id(app)]
+
+
 def _duration(value: str | None, default: float) -> float:
     """host.json 'hh:mm:ss' -> seconds."""
     if not value:
@@ -121,7 +134,7 @@ class LocalHost:
         self.function_key = function_key or secrets.token_urlsafe(24)
         self.run_timers = run_timers
         self.poll_floor = poll_floor
-        self.functions = list(app.get_functions())
+        self.functions = functions_of(app)
         self.http_routes: list[tuple[re.Pattern[str], set[str], str, Any]] = []
         self.timers: dict[str, tuple[str, Callable[..., Any]]] = {}
         self.queues: dict[str, tuple[str, str, Callable[..., Any]]] = {}

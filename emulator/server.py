@@ -24,6 +24,8 @@ from .web import Request, Response, graph_error_body, json_response
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16            # headers and body leave in one write (no delayed-ACK stalls)
     server_version = "Microsoft-IIS/10.0"
     sys_version = ""
 
@@ -80,6 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.command != "HEAD":
             self.wfile.write(resp.body)
+        self.wfile.flush()
 
     do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = do_HEAD = _dispatch
 

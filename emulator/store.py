@@ -459,9 +459,8 @@ class Store:
         item.start = requested_start
         first = rec_mod.first_date(item.recurrence)
         if first is None:
-            raise GraphError(400, "ErrorPropertyValidationFailure",
-                             "At least one property failed validation. The recurrence has no "
-                             "occurrences.")
+            raise GraphError(400, "ErrorRecurrenceHasNoOccurrence",
+                             "The recurrence pattern has no occurrences in its range.")
         item.start = slot_start(item, first)
         item.end = item.start + dur
 

@@ -4,7 +4,7 @@ import logging
 
 import azure.functions as func
 
-from core import service
+from core import logs, service
 from core.bootstrap import get_app
 
 bp = func.Blueprint()
@@ -14,4 +14,4 @@ log = logging.getLogger(__name__)
 @bp.queue_trigger(arg_name="msg", queue_name="writes", connection="AzureWebJobsStorage")
 def apply_writes(msg: func.QueueMessage) -> None:
     outcome = service.run_write(get_app(), msg.get_body().decode("utf-8"))
-    log.info("write applied", extra={"message_id": msg.id, "outcome": outcome, "dequeue_count": msg.dequeue_count})
+    logs.info(log, "write applied", message_id=msg.id, outcome=outcome, dequeue_count=msg.dequeue_count)

@@ -4,7 +4,7 @@ import logging
 
 import azure.functions as func
 
-from core import service
+from core import logs, service
 from core.bootstrap import get_app
 
 bp = func.Blueprint()
@@ -14,11 +14,11 @@ log = logging.getLogger(__name__)
 @bp.timer_trigger(arg_name="timer", schedule="%SyncSchedule%", run_on_startup=False, use_monitor=True)
 def sync_timer(timer: func.TimerRequest) -> None:
     if timer.past_due:
-        log.info("sync timer is past due")
+        logs.info(log, "sync timer is past due")
     service.enqueue_due(get_app())
 
 
 @bp.queue_trigger(arg_name="msg", queue_name="sync-jobs", connection="AzureWebJobsStorage")
 def sync_user(msg: func.QueueMessage) -> None:
     report = service.run_sync_job(get_app(), msg.get_body().decode("utf-8"))
-    log.info("sync job done", extra={"user_id": report.user_id, "outcome": report.outcome})
+    logs.info(log, "sync job done", user_id=report.user_id, outcome=report.outcome)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 SETTINGS = settings(max_examples=25, deadline=None,
@@ -53,6 +53,15 @@ def single(draw):
             "end": {"dateTime": e.isoformat(), "timeZone": "UTC"}}
 
 
+def _create(g, body):
+    """Create, or None for a series whose range holds no slot (Exchange refuses those)."""
+    r = g.post("/me/events", json=body)
+    if r.status_code == 400 and r.json()["error"]["code"] == "ErrorRecurrenceHasNoOccurrence":
+        return None
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
 def _fresh(tenant):
     user = tenant.user(f"p{next(_counter)}")
     return tenant.graph(user["upn"])
@@ -69,7 +78,8 @@ def _window(draw_start: int, span: int) -> tuple[str, str]:
        start=st.integers(0, 200), span=st.integers(1, 200), edits=st.lists(st.integers(0, 50), max_size=3))
 def test_calendar_view_is_union_of_instances_and_singles(tenant, masters, singles, start, span, edits):
     g = _fresh(tenant)
-    ids = [g.ok("POST", "/me/events", 201, json=m)["id"] for m in masters]
+    ids = [m["id"] for m in (_create(g, b) for b in masters) if m]
+    assume(ids)
     for s in singles:
         g.ok("POST", "/me/events", 201, json=s)
     lo, hi = _window(start, span)
@@ -101,7 +111,7 @@ def test_calendar_view_is_union_of_instances_and_singles(tenant, masters, single
 def test_paging_returns_each_item_exactly_once(tenant, masters, singles, page, start, span):
     g = _fresh(tenant)
     for m in masters + singles:
-        g.ok("POST", "/me/events", 201, json=m)
+        _create(g, m)
     lo, hi = _window(start, span)
     whole = g.ok("GET", f"/me/calendarView?startDateTime={lo}&endDateTime={hi}&$top=1000")["value"]
     paged = g.all_pages(f"/me/calendarView?startDateTime={lo}&endDateTime={hi}",
@@ -118,7 +128,8 @@ def test_paging_returns_each_item_exactly_once(tenant, masters, singles, page, s
 def test_delta_rounds_return_each_item_once_and_match_calendar_view(tenant, masters, singles, page, start,
                                                                     span, changes):
     g = _fresh(tenant)
-    made = [g.ok("POST", "/me/events", 201, json=m) for m in masters + singles]
+    made = [m for m in (_create(g, b) for b in masters + singles) if m]
+    assume(made)
     lo, hi = _window(start, span)
     headers = {"Prefer": f"odata.maxpagesize={page}"}
     rows, link = g.delta_round(f"/me/calendarView/delta?startDateTime={lo}&endDateTime={hi}", headers)

@@ -6,12 +6,13 @@ from pathlib import Path
 import azure.functions as func
 
 import function_app
+from devhost.host import functions_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def functions():
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+    return {f.get_function_name(): f for f in functions_of(function_app.app)}
 
 
 def trigger(name):

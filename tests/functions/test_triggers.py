@@ -9,6 +9,7 @@ from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 
 import function_app
+from devhost.host import functions_of
 from core.service import BadMessage
 from core.users import CONNECTED, UserRecord
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def user_function(name):
-    for fn in function_app.app.get_functions():
+    for fn in functions_of(function_app.app):
         if fn.get_function_name() == name:
             return fn.get_user_function()
     raise KeyError(name)

@@ -1,0 +1,595 @@
+"""Outbound direction, the shell: carry out an outbound plan with Graph, then Table Storage.
+
+Owns: ``run_outbound`` (the queue trigger's entry point), the per-operation record in the
+``Operations`` table (status, per-step progress with each step's result, the poison
+reason), reading the directory of users, executing ``core.outbound`` plans step by step,
+observing the Outlook items that stand for the event afterwards (their normalized
+snapshot becomes the link, exactly as the inbound planner computes it: rule A9), and
+writing the event's new state as one ETag-guarded change.
+
+Invariants (SPEC section 7):
+- the same operation id twice changes nothing: a ``done`` record ends the second run;
+- every Graph write is recorded as done before the next one, with its result, so a retry
+  (429/503 after the client's own retries, a dropped connection, a crash) skips what is
+  done and ends in the same state; a create carries a transactionId as well;
+- a message that can never be applied (invalid, unknown version, space calendar, user
+  unknown or not connected) is rejected before any write: the reason is logged and kept
+  on the operation record (``poison list``), and ``BadMessage`` sends it to the poison
+  queue after the host's retries;
+- a 404 on a delete counts as done; a 404 on another write skips that write (the item
+  was deleted in Outlook meanwhile; the inbound sync records that);
+- Table Storage is written last, against the ETag the plan was made from; on a conflict
+  the event is re-loaded and re-planned (steps already done are skipped by id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import quote
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from core import outbound
+from core.events import ConcurrencyConflict, EventChange, EventStore, LoadedEvent
+from core.graph import GraphClient, GraphError
+from core.model import Event, OutlookLink
+from core.outbound import DirectoryUser, Expect, OutboundMessage, OutboundPlan, Step
+from core.outlook_items import APP_EVENT_ID_PROPERTY, OutlookItemError, content_hash, content_of, parse_item
+from core.rows import ROOT, event_rows, iso
+from core.storage import Storage, escape_key, join_chunks, split_chunks
+from core.timezones import parse_utc
+
+log = logging.getLogger(__name__)
+
+OPERATIONS_TABLE = "Operations"
+PARTITION = "outbound"
+MAX_REPLANS = 4
+#: Fields read back after a write, as the inbound gather reads them (core.sync).
+_ITEM_FIELDS = (
+    "id,type,seriesMasterId,subject,body,location,start,end,isAllDay,originalStartTimeZone,"
+    "originalEndTimeZone,recurrence,attendees,organizer,iCalUId,lastModifiedDateTime,changeKey,"
+    "isCancelled,isOrganizer,responseStatus"
+)
+_MASTER_SELECT = _ITEM_FIELDS + ",cancelledOccurrences"
+_EXPAND = f"singleValueExtendedProperties($filter=id eq '{APP_EVENT_ID_PROPERTY}')"
+
+
+class OutboundRejected(ValueError):
+    """The message can never be applied; ``reason`` says why (it goes to the poison queue)."""
+
+    def __init__(self, reason: str, operation_id: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.operation_id = operation_id
+
+
+# =========================================================================== operations
+
+
+@dataclass
+class OperationRecord:
+    """One outbound operation's row: status, progress and, when poisoned, the reason."""
+
+    key: str
+    status: str = "new"  # new | running | done | rejected | failed
+    reason: str = ""
+    event_id: str = ""
+    attempts: int = 0
+    progress: dict[str, Any] = field(default_factory=dict)  # step id -> result
+    before: dict[str, str] = field(default_factory=dict)  # outlook id -> content hash before our writes
+    message: str = ""
+    summary: str = ""
+    updated_at: str = ""
+
+
+class Operations:
+    """The Operations table: one row per outbound operation id (PartitionKey ``outbound``)."""
+
+    def __init__(self, storage: Storage):
+        self._table = storage.table(OPERATIONS_TABLE)
+
+    def get(self, key: str) -> OperationRecord | None:
+        try:
+            e = self._table.get_entity(PARTITION, escape_key(key))
+        except ResourceNotFoundError:
+            return None
+        return OperationRecord(
+            key=key, status=e.get("Status", "new"), reason=e.get("Reason", ""), event_id=e.get("EventId", ""),
+            attempts=int(e.get("Attempts", 0)), progress=json.loads(join_chunks("Progress", e) or "{}"),
+            before=json.loads(join_chunks("Before", e) or "{}"), message=join_chunks("Message", e) or "",
+            summary=e.get("Summary", ""), updated_at=e.get("UpdatedAt", ""),
+        )
+
+    def save(self, rec: OperationRecord, now: datetime) -> None:
+        entity: dict[str, Any] = {
+            "PartitionKey": PARTITION, "RowKey": escape_key(rec.key), "OperationId": rec.key,
+            "Status": rec.status, "Reason": rec.reason[:4000], "EventId": rec.event_id, "Attempts": rec.attempts,
+            "Summary": rec.summary[:4000], "UpdatedAt": iso(now),
+        }
+        entity.update(split_chunks("Progress", json.dumps(rec.progress, sort_keys=True)))
+        entity.update(split_chunks("Before", json.dumps(rec.before, sort_keys=True)))
+        entity.update(split_chunks("Message", rec.message))
+        self._table.upsert_entity(entity, mode="replace")
+        rec.updated_at = iso(now)
+
+    def all(self) -> Iterable[OperationRecord]:
+        for e in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION}):
+            rec = self.get(e["OperationId"]) if e.get("OperationId") else None
+            if rec is not None:
+                yield rec
+
+
+def message_key(body: str, data: Any) -> str:
+    """The operation record key: the operation id, else a hash of an unreadable body."""
+    if isinstance(data, Mapping) and isinstance(data.get("operation_id"), str) and \
+            outbound._ID.match(data["operation_id"]):
+        return data["operation_id"]
+    return "body-" + hashlib.sha256(body.encode("utf-8", "replace")).hexdigest()[:24]
+
+
+# =========================================================================== Graph steps
+
+
+class _Mailboxes:
+    """One GraphClient per user for this run (built lazily through the context)."""
+
+    def __init__(self, ctx: Any):
+        self._ctx = ctx
+        self._clients: dict[str, GraphClient] = {}
+
+    def __call__(self, user_id: str) -> GraphClient:
+        if user_id not in self._clients:
+            user = self._ctx.users.get(user_id)
+            if user is None:
+                raise OutboundRejected(f"user {user_id} is not connected to Outlook")
+            self._clients[user_id] = self._ctx.graph_for(user)[0]
+        return self._clients[user_id]
+
+
+def _path(graph: GraphClient, item_id: str, suffix: str = "") -> str:
+    return f"{graph.user_path}/events/{quote(item_id, safe='')}{suffix}"
+
+
+def read_item(graph: GraphClient, item_id: str, kind: str) -> dict[str, Any] | None:
+    """An item as the inbound gather reads it (None when it is gone)."""
+    params = {"$expand": _EXPAND}
+    if kind == "series":
+        params["$select"] = _MASTER_SELECT
+    try:
+        body = graph.get(_path(graph, item_id), params=params)
+    except GraphError as exc:
+        if exc.not_found:
+            return None
+        raise
+    return body if isinstance(body, dict) else None
+
+
+def find_occurrence(graph: GraphClient, master_id: str, original_start: datetime, near: datetime | None) -> str | None:
+    """The id of the occurrence (or exception) of a series with that original start."""
+    lo = min(original_start, near or original_start) - timedelta(days=2)
+    hi = max(original_start, near or original_start) + timedelta(days=2)
+    try:
+        for inst in graph.items(_path(graph, master_id, "/instances"),
+                                params={"startDateTime": iso(lo), "endDateTime": iso(hi),
+                                        "$select": "id,originalStart,start,end,type,isAllDay"}):
+            raw = inst.get("originalStart")
+            if raw and parse_utc(raw) == original_start:
+                return str(inst["id"])
+    except GraphError as exc:
+        if exc.not_found:
+            return None
+        raise
+    return None
+
+
+def _resolve(target: str, progress: Mapping[str, Any]) -> str:
+    if target.startswith("@"):
+        result = progress.get(target[1:]) or {}
+        return str(result.get("id") or "")
+    return target
+
+
+def run_step(graph: GraphClient, step: Step, progress: Mapping[str, Any]) -> dict[str, Any]:
+    """Carry out one step; returns its result (recorded as progress).
+
+    Raises:
+        GraphError: a failure that is not "already done" (404 on a delete) or "gone".
+    """
+    target = _resolve(step.target, progress)
+    if step.action != "create" and not target:
+        return {"outcome": "skipped", "why": "the item it depends on was not made"}
+    try:
+        if step.action == "create":
+            status, body, _ = graph.request("POST", f"{graph.user_path}/events", json_body=dict(step.body))
+            return {"outcome": "created", "id": (body or {}).get("id", "")}
+        if step.action in ("patch_occurrence", "delete_occurrence", "respond_occurrence"):
+            assert step.original_start is not None
+            occ = find_occurrence(graph, target, step.original_start, step.near)
+            if occ is None:
+                return {"outcome": "gone", "why": f"no instance of {iso(step.original_start)} in Outlook"}
+            target = occ
+        if step.action in ("patch", "patch_occurrence"):
+            graph.request("PATCH", _path(graph, target), json_body=dict(step.body))
+            return {"outcome": "patched", "id": target}
+        if step.action in ("delete", "delete_occurrence"):
+            graph.request("DELETE", _path(graph, target))
+            return {"outcome": "deleted", "id": target}
+        if step.action in ("respond", "respond_occurrence"):
+            graph.request("POST", _path(graph, target, f"/{step.body['action']}"), json_body={"sendResponse": True})
+            return {"outcome": "responded", "id": target}
+    except GraphError as exc:
+        if exc.not_found:
+            # a 404 on delete counts as done; elsewhere the item went meanwhile (inbound records it)
+            return {"outcome": "deleted" if "delete" in step.action else "gone", "why": exc.code}
+        raise
+    raise ValueError(f"unknown step action {step.action!r}")
+
+
+# =========================================================================== observing
+
+
+def _sec(value: datetime | None) -> datetime | None:
+    return value.replace(microsecond=0) if value else None
+
+
+def link_from(item_json: Mapping[str, Any], user_id: str, event_id: str, kind: str, *, segment_start: datetime | None,
+              instance_start: datetime | None, evidence: str) -> OutlookLink:
+    """The link the inbound planner would record for this item (rule A9)."""
+    item = parse_item(item_json)
+    return OutlookLink(
+        user_id=user_id, outlook_id=item.id, event_id=event_id, kind=kind, content_hash=content_hash(item),
+        snapshot=content_of(item), segment_start=segment_start, instance_start=instance_start,
+        change_key=item.change_key, ical_uid=item.ical_uid, last_modified=_sec(item.last_modified), evidence=evidence,
+    )
+
+
+def _goid_for_date(master_uid: str, day: Any) -> str:
+    """The iCalUId Exchange gives one instance's invitation (MS-OXOCAL PidLidGlobalObjectId:
+    the instance date in bytes 16-19)."""
+    if master_uid.upper().startswith("040000008200E00074C5B7101A82E008") and len(master_uid) > 40:
+        return master_uid[:32] + f"{day.year:04X}{day.month:02X}{day.day:02X}" + master_uid[40:]
+    return ""
+
+
+def discover(graph: GraphClient, exp: Expect, organizer_email: str, master_uid: str) -> dict[str, Any] | None:
+    """Find a user's copy of the meeting (or of one instance, C5) that Exchange delivered."""
+    if exp.discover == "meeting" and master_uid:
+        for item in graph.items(f"{graph.user_path}/events", params={"$filter": f"iCalUId eq '{master_uid}'",
+                                                                      "$select": "id,type,isCancelled,isOrganizer"}):
+            if not item.get("isCancelled") and not item.get("isOrganizer"):
+                return read_item(graph, item["id"], exp.kind)
+        return None
+    if exp.discover == "instance" and exp.near is not None:
+        lo, hi = exp.near - timedelta(hours=1), (exp.near_end or exp.near) + timedelta(hours=1)
+        wanted = _goid_for_date(master_uid, exp.instance_start.date()) if exp.instance_start else ""
+        for item in graph.items(f"{graph.user_path}/calendarView",
+                                params={"startDateTime": iso(lo), "endDateTime": iso(hi), "$expand": _EXPAND}):
+            if item.get("type") != "singleInstance" or item.get("isCancelled") or item.get("isOrganizer"):
+                continue
+            org = ((item.get("organizer") or {}).get("emailAddress") or {}).get("address", "").lower()
+            if org != organizer_email:
+                continue
+            if wanted and item.get("iCalUId") == wanted:
+                return item
+            if parse_utc(item["start"]["dateTime"] + "Z") == exp.near:
+                return item
+    return None
+
+
+# =========================================================================== the run
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # applied | duplicate | nothing
+    operation_id: str
+    event_id: str
+    steps: int = 0
+    plan: OutboundPlan | None = None
+
+
+def _directory(ctx: Any, msg: OutboundMessage, loaded: LoadedEvent | None) -> dict[str, DirectoryUser]:
+    users = {u.user_id: u for u in ctx.users.all()}
+    out = {}
+    for uid, u in users.items():
+        out[uid] = DirectoryUser(uid, (u.upn or "").lower(), u.state == "connected")
+    return out
+
+
+def _build_change(plan: OutboundPlan, loaded: LoadedEvent | None, new_event: Event | None,
+                  links: list[OutlookLink], op_key: str, now: datetime) -> EventChange | None:
+    event_id = plan.event_id
+    before_links = list(loaded.links) if loaded else []
+    old_keys = {(l.user_id, l.outlook_id): l for l in before_links}
+    new_keys = {(l.user_id, l.outlook_id): l for l in links}
+    if new_event is None:
+        if loaded is None:
+            return None
+        return EventChange(event_id=event_id, base_etag=loaded.etag, upserts={}, deletes=(), delete_event=True,
+                           index_remove=tuple(sorted(old_keys)), meeting_uid=loaded.event.meeting_uid)
+    old_rows = event_rows(loaded.event, before_links) if loaded else {}
+    new_rows = event_rows(new_event, links)
+    upserts: dict[str, dict[str, Any]] = {k: v for k, v in new_rows.items() if old_rows.get(k) != v}
+    upserts[f"op|{escape_key(op_key)}"] = {"OperationId": op_key, "At": iso(now)}
+    if loaded is not None and ROOT not in upserts:
+        upserts[ROOT] = new_rows[ROOT]  # the root carries the ETag: always part of the change
+    deletes = tuple(sorted(k for k in old_rows if k not in new_rows))
+    index_add = tuple((u, o, l.kind) for (u, o), l in sorted(new_keys.items())
+                      if (u, o) not in old_keys or old_keys[(u, o)].kind != l.kind)
+    index_remove = tuple(sorted(k for k in old_keys if k not in new_keys))
+    return EventChange(event_id=event_id, base_etag=loaded.etag if loaded else None, upserts=upserts, deletes=deletes,
+                       index_add=index_add, index_remove=index_remove, meeting_uid=new_event.meeting_uid)
+
+
+class OutboundRunner:
+    """Applies one validated message: plan, write Outlook, observe, write Table Storage."""
+
+    def __init__(self, ctx: Any, storage: Storage, ops: Operations, clock: Callable[[], datetime]):
+        self.ctx = ctx
+        self.storage = storage
+        self.ops = ops
+        self.clock = clock
+        self.events: EventStore = ctx.events
+
+    def plan(self, msg: OutboundMessage) -> tuple[OutboundPlan, LoadedEvent | None]:
+        loaded = self.events.load(msg.event.id)
+        directory = _directory(self.ctx, msg, loaded)
+        plan = outbound.plan_outbound(msg, loaded.event if loaded else None, loaded.links if loaded else (),
+                                      directory, app_property=APP_EVENT_ID_PROPERTY)
+        return plan, loaded
+
+    def run(self, msg: OutboundMessage, rec: OperationRecord) -> Outcome:
+        mailboxes = _Mailboxes(self.ctx)
+        for attempt in range(MAX_REPLANS):
+            plan, loaded = self.plan(msg)
+            if plan.refused:
+                raise OutboundRejected(plan.refused, msg.operation_id)
+            rec.event_id = plan.event_id
+            log.info("outbound plan", extra={"operation_id": msg.operation_id, "event_id": plan.event_id,
+                                              "steps": len(plan.steps), "attempt": attempt})
+            if loaded is None and plan.new_event is None and not plan.delete_event:
+                return Outcome("nothing", msg.operation_id, plan.event_id, 0, plan)
+            directory = _directory(self.ctx, msg, loaded)
+            self._remember_before(rec, loaded, directory, mailboxes)
+            for step in plan.steps:
+                self._do(step, rec, mailboxes)
+            links = self._observe(plan, loaded, directory, mailboxes, rec)
+            new_event = plan.new_event
+            if new_event is not None:
+                fixes = outbound.plan_title_fixes(
+                    new_event, [(l, {"subject": l.snapshot.get("title"), "isCancelled": False}) for l in links],
+                    msg.event.organizer.user_id if msg.event.organizer else "",
+                    [u for u, d in directory.items() if d.connected])
+                for step in fixes:
+                    self._do(step, rec, mailboxes)
+                if fixes:
+                    links = self._observe(plan, loaded, directory, mailboxes, rec)
+                new_event = _settle(new_event, links, msg)
+            change = _build_change(plan, loaded, new_event, links, msg.operation_id, self.clock())
+            if change is None:
+                return Outcome("nothing", msg.operation_id, plan.event_id, len(plan.steps), plan)
+            try:
+                self.events.apply(change)
+            except ConcurrencyConflict:
+                log.info("event changed meanwhile; re-planning", extra={"operation_id": msg.operation_id,
+                                                                        "event_id": plan.event_id})
+                continue
+            self.ctx.audit.record(msg.actor, self.clock(), [
+                {"kind": f"outbound {s.action}", "event_id": plan.event_id, "rule": s.rule,
+                 "reason": f"{s.user_id}: {s.reason}"} for s in plan.steps
+            ] or [{"kind": f"outbound {msg.operation}", "event_id": plan.event_id, "rule": "A9",
+                   "reason": "; ".join(plan.notes) or "no Outlook write needed"}], "outbound")
+            return Outcome("applied", msg.operation_id, plan.event_id, len(plan.steps), plan)
+        raise ConcurrencyConflict(f"event {msg.event.id} kept changing while operation {msg.operation_id} was applied")
+
+    def _remember_before(self, rec: OperationRecord, loaded: LoadedEvent | None,
+                         directory: Mapping[str, DirectoryUser], mailboxes: _Mailboxes) -> None:
+        """The content hash of every linked item before our first write (once per operation):
+        an item changed in Outlook since the last sync keeps its old snapshot, so the next
+        inbound sync still sees that change (no lost update)."""
+        if rec.progress or loaded is None:
+            return
+        for link in loaded.links:
+            if link.outlook_id in rec.before or not (directory.get(link.user_id) and directory[link.user_id].connected):
+                continue
+            raw = read_item(mailboxes(link.user_id), link.outlook_id, link.kind)
+            rec.before[link.outlook_id] = "" if raw is None else content_hash(parse_item(raw))
+        self.ops.save(rec, self.clock())
+
+    def _do(self, step: Step, rec: OperationRecord, mailboxes: _Mailboxes) -> None:
+        if step.id in rec.progress:
+            return  # done by an earlier delivery of this message
+        result = run_step(mailboxes(step.user_id), step, rec.progress)
+        rec.progress[step.id] = result
+        self.ops.save(rec, self.clock())
+        log.info("outbound step", extra={"operation_id": rec.key, "step": step.id, "rule": step.rule,
+                                         "user_id": step.user_id, "outcome": result.get("outcome")})
+
+    def _observe(self, plan: OutboundPlan, loaded: LoadedEvent | None, directory: Mapping[str, DirectoryUser],
+                 mailboxes: _Mailboxes, rec: OperationRecord) -> list[OutlookLink]:
+        """Read back every item that stands for the event now, as the new links (A9)."""
+        if plan.delete_event or plan.new_event is None:
+            return []
+        event = plan.new_event
+        old = {(l.user_id, l.outlook_id): l for l in (loaded.links if loaded else ())}
+        out: dict[tuple[str, str], OutlookLink] = {}
+        organizer_uid: dict[datetime | None, str] = {}
+        org_email = event.organizer.lower()
+        keep = {(l.user_id, l.outlook_id): l for l in plan.keep_links}
+
+        def record(exp: Expect, raw: Mapping[str, Any] | None, evidence: str) -> OutlookLink | None:
+            if raw is None or raw.get("isCancelled"):
+                return None
+            try:
+                link = link_from(raw, exp.user_id, event.id, exp.kind, segment_start=exp.segment_start,
+                                 instance_start=exp.instance_start, evidence=evidence)
+            except OutlookItemError as exc:
+                log.warning("outbound: cannot read back an item", extra={"error": str(exc)})
+                return None
+            prior = old.get((exp.user_id, link.outlook_id))
+            if prior is not None and rec.before.get(link.outlook_id, prior.content_hash) != prior.content_hash:
+                # changed in Outlook before our write and not synced yet: keep the old snapshot
+                link = replace(prior, kind=exp.kind, segment_start=exp.segment_start, instance_start=exp.instance_start)
+            out[(exp.user_id, link.outlook_id)] = link
+            return link
+
+        organizer_id = next((e.user_id for e in plan.expects if e.discover == ""), "")
+        for exp in plan.expects:
+            if exp.discover:
+                continue
+            item_id = _resolve(exp.outlook_id, rec.progress) if exp.outlook_id else ""
+            if not item_id:
+                continue
+            raw = read_item(mailboxes(exp.user_id), item_id, exp.kind)
+            prior = old.get((exp.user_id, item_id))
+            link = record(exp, raw, prior.evidence if prior else "")
+            if link is not None:
+                organizer_uid[exp.segment_start] = link.ical_uid
+        if event.meeting_uid == "" and organizer_uid:
+            first = event.segments[0]
+            uid = organizer_uid.get(first.start if first.recurrence else None, "")
+            plan = replace(plan, new_event=replace(event, meeting_uid=uid))
+        for exp in plan.expects:
+            if not exp.discover or not directory.get(exp.user_id) or not directory[exp.user_id].connected:
+                continue
+            graph = mailboxes(exp.user_id)
+            raw = read_item(graph, exp.outlook_id, exp.kind) if exp.outlook_id else None
+            seg_key = exp.segment_start if exp.kind == "series" else None
+            master_uid = organizer_uid.get(seg_key) or organizer_uid.get(exp.segment_start) or ""
+            if exp.discover == "instance":
+                seg = event.segment_for(exp.instance_start) if exp.instance_start else event.segments[0]
+                master_uid = organizer_uid.get(seg.start if seg.recurrence else None, "")
+            if raw is None or raw.get("isCancelled"):
+                raw = discover(graph, exp, org_email, master_uid)
+            record(exp, raw, f"A7: iCalUId {raw.get('iCalUId', '') if raw else ''} matches event {event.id}")
+        # links the plan did not name: still there -> kept (refreshed), gone or cancelled -> dropped
+        for key, link in old.items():
+            if key in out or key in keep or not (directory.get(link.user_id) and directory[link.user_id].connected):
+                continue
+            raw = read_item(mailboxes(link.user_id), link.outlook_id, link.kind)
+            exp = Expect(link.user_id, link.kind, link.outlook_id, link.segment_start, link.instance_start)
+            if link.kind == "series" and link.segment_start not in {s.start for s in event.segments}:
+                continue
+            record(exp, raw, link.evidence)
+        out.update(keep)
+        self._meeting_uid = plan.new_event.meeting_uid if plan.new_event else ""
+        del organizer_id
+        return sorted(out.values(), key=lambda l: (l.user_id, l.outlook_id))
+
+
+def _settle(event: Event, links: list[OutlookLink], msg: OutboundMessage) -> Event:
+    """Fill what only Outlook's answer tells: the meeting's iCalUId (A7), and the time of
+    the exceptions this message wrote (the organizer's series as last modified), so the
+    next inbound sync does not take them for newer Outlook edits (D2, A9)."""
+    organizer = event.organizer.lower()
+    org_links = [l for l in links if l.snapshot.get("is_organizer") is True or
+                 (l.snapshot.get("organizer") == organizer and l.kind != "instance" and not l.evidence.startswith("A7"))]
+    if not event.meeting_uid:
+        first = event.segments[0]
+        uid = next((l.ical_uid for l in org_links if (l.kind == "single" and first.recurrence is None) or
+                    (l.kind == "series" and l.segment_start == first.start)), "")
+        event = replace(event, meeting_uid=uid)
+    exceptions = dict(event.exceptions)
+    changed = False
+    for key, exc in exceptions.items():
+        if exc.modified_at != msg.occurred_at:
+            continue
+        seg = event.segment_for(key)
+        link = next((l for l in org_links if l.kind == "series" and l.segment_start == seg.start), None)
+        if link is not None and link.last_modified is not None and link.last_modified > exc.modified_at:
+            exceptions[key] = replace(exc, modified_at=link.last_modified)
+            changed = True
+    if changed:
+        event = replace(event, exceptions=exceptions)
+    return event
+
+
+# =========================================================================== entry point
+
+
+def run_outbound(app: Any, body: str) -> str:
+    """The ``apply_outbound`` queue trigger's work: apply one Communifire change message.
+
+    Returns ``applied``, ``duplicate`` (done before: nothing changes) or ``nothing``.
+
+    Raises:
+        core.service.BadMessage: the message can never be applied (the reason is on the
+            operation record); the host moves it to ``outbound-poison`` after its retries.
+        GraphError, ConcurrencyConflict: transient trouble; the host retries the message
+            and the run resumes where it stopped.
+    """
+    from core.service import BadMessage, sync_context
+
+    ctx = sync_context(app)
+    ops = Operations(app.storage)
+    now = app.clock()
+    try:
+        data = app.storage.resolve(body)
+    except (ValueError, ResourceNotFoundError) as exc:
+        data = None
+        key = message_key(body, None)
+        _reject(ops, key, body, f"not a JSON object: {exc}", now)
+        raise BadMessage(f"outbound message {key}: not a JSON object: {exc}") from exc
+    key = message_key(body, data)
+    rec = ops.get(key) or OperationRecord(key=key, message=json.dumps(data, sort_keys=True))
+    if rec.status == "done":
+        log.info("outbound message already applied", extra={"operation_id": key})
+        return "duplicate"
+    try:
+        msg = outbound.parse_message(data)
+    except outbound.MessageError as exc:
+        _reject(ops, key, rec.message or body, f"invalid message: {exc}", now, rec)
+        raise BadMessage(f"outbound message {key}: invalid: {exc}") from exc
+    if not app.settings.sync_enabled:
+        _reject(ops, key, rec.message, "EnableCalendarSync is false: outbound changes are not written", now, rec)
+        raise BadMessage(f"outbound message {key}: calendar sync is disabled")
+    rec.attempts += 1
+    rec.status = "running"
+    rec.reason = ""
+    ops.save(rec, now)
+    runner = OutboundRunner(ctx, app.storage, ops, app.clock)
+    try:
+        outcome = runner.run(msg, rec)
+    except OutboundRejected as exc:
+        _reject(ops, key, rec.message, exc.reason, app.clock(), rec)
+        log.warning("outbound message rejected", extra={"operation_id": key, "reason": exc.reason})
+        raise BadMessage(f"outbound message {key}: {exc.reason}") from exc
+    except GraphError as exc:
+        rec.status = "failed" if not exc.transient else "running"
+        rec.reason = f"Graph {exc.status} {exc.code}: {exc.message}"
+        ops.save(rec, app.clock())
+        if not exc.transient and exc.status not in (401,):
+            log.warning("outbound message failed", extra={"operation_id": key, "reason": rec.reason})
+            raise BadMessage(f"outbound message {key}: {rec.reason}") from exc
+        raise
+    rec.status = "done"
+    rec.summary = f"{outcome.status}: {outcome.steps} Outlook write(s) planned"
+    ops.save(rec, app.clock())
+    log.info("outbound message applied", extra={"operation_id": key, "event_id": outcome.event_id,
+                                                 "outcome": outcome.status, "steps": outcome.steps})
+    return outcome.status
+
+
+def _reject(ops: Operations, key: str, message: str, reason: str, now: datetime,
+            rec: OperationRecord | None = None) -> None:
+    rec = rec or ops.get(key) or OperationRecord(key=key, message=message)
+    rec.status = "rejected"
+    rec.reason = reason
+    rec.message = rec.message or message
+    rec.attempts += 0
+    ops.save(rec, now)
+    log.warning("outbound message rejected", extra={"operation_id": key, "reason": reason})
+
+
+def dry_run(app: Any, data: Mapping[str, Any]) -> OutboundPlan:
+    """The plan a message would give now (nothing is written)."""
+    from core.service import sync_context
+
+    msg = outbound.parse_message(data)
+    runner = OutboundRunner(sync_context(app), app.storage, Operations(app.storage), app.clock)
+    return runner.plan(msg)[0]
