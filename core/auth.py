@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
@@ -136,7 +137,13 @@ def start_connect(settings: Settings, flows: FlowStore, make_app: MsalFactory, u
     """Begin the auth-code flow for a Communifire user; returns the sign-in URL."""
     if not settings.sync_enabled:
         raise SyncDisabled("Calendar sync is turned off (EnableCalendarSync is false).")
-    flow = make_app().initiate_auth_code_flow(list(SCOPES), redirect_uri=settings.redirect_uri)
+    with warnings.catch_warnings():
+        # MSAL recommends response_mode=form_post (RFC 9700 4.3.1). The admin guide's
+        # redirect is a GET to /oauth2/outlook/callback; the leak that form_post avoids
+        # (code and state in history and Referer) is closed instead by single-use state,
+        # PKCE, Referrer-Policy: no-referrer and Cache-Control: no-store on the callback.
+        warnings.filterwarnings("ignore", message="response_mode='form_post'")
+        flow = make_app().initiate_auth_code_flow(list(SCOPES), redirect_uri=settings.redirect_uri)
     flows.put(user_id, flow, now + FLOW_LIFETIME)
     return flow["auth_uri"]
 

@@ -20,7 +20,12 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ATTENTION = 0, 1, 2, 3
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    # Wide enough for a calendar when output is piped (rich assumes 80 columns then).
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _short(iso_time: str) -> str:
+    return iso_time.replace("T", " ")[:16] if iso_time else "-"
 
 
 def _app():  # the composition root, loaded lazily so `keygen` and `--help` need no settings
@@ -188,7 +193,7 @@ def cmd_calendar(args: argparse.Namespace) -> int:
 
 def print_calendar(doc: dict[str, Any], console: Console | None = None) -> None:
     table = Table(title=f"Communifire calendar of user {doc['user_id']} ({len(doc['events'])} event(s))")
-    for col in ("title", "start (UTC)", "end (UTC)", "repeats", "attendees / RSVP", "linked Outlook items"):
+    for col in ("title", "when (UTC)", "repeats", "attendees (RSVP)", "Outlook links"):
         table.add_column(col)
     for e in doc["events"]:
         repeats = "-"
@@ -201,8 +206,10 @@ def print_calendar(doc: dict[str, Any], console: Console | None = None) -> None:
             dele = sum(1 for i in e["instances"] if i["state"] == "deleted")
             repeats += (f", {exc} changed" if exc else "") + (f", {dele} deleted" if dele else "")
         who = ", ".join(f"{a['email']} ({a['response']})" for a in e["attendees"]) or "-"
-        table.add_row(e["title"], e["start"], e["end"] if not e["all_day"] else e["end"] + " (all day)", repeats, who,
-                      str(len(e["outlook"])))
+        when = f"{_short(e['start'])} - {_short(e['end'])[11:] if e['start'][:10] == e['end'][:10] else _short(e['end'])}"
+        if e["all_day"]:
+            when = f"{e['start'][:10]} (all day)"
+        table.add_row(e["title"], when, repeats, who, str(len(e["outlook"])))
     (console or _console()).print(table)
 
 

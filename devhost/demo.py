@@ -47,7 +47,7 @@ def demo_events(now: datetime, colleague: str) -> list[dict]:
 
 
 def main() -> int:
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
     console.print("[bold]Outlook Sync for Communifire: local demo[/bold]")
     azurite = Azurite().start()
     console.print(f"Azurite (Table + Queue Storage) on ports {azurite.ports['table']} / {azurite.ports['queue']}")

@@ -1,0 +1,91 @@
+"""For the Communifire side: build, validate and enqueue one outbound message.
+
+Owns: the producer half of the contract in ``docs/messages.md``. Usable on its own
+(it needs only ``azure-storage-queue`` and ``jsonschema``): validate against the JSON
+Schema and the app's own parser, then put the UTF-8 JSON on the ``outbound`` queue
+*base64-encoded* (``TextBase64EncodePolicy``), which is what the Functions queue trigger
+expects by default (AZURE.md section 1: an unencoded message lands in the poison queue).
+
+    from core.producer import OutboundProducer
+    producer = OutboundProducer.from_connection_string(conn)
+    producer.send(message_dict)
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "outbound-message.v1.schema.json"
+QUEUE = "outbound"
+MAX_BYTES = 48_000  # a queue message is at most 64 KiB once base64-encoded
+
+
+class InvalidMessage(ValueError):
+    """The message breaks the contract; ``problems`` lists each reason."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def validate(message: Mapping[str, Any]) -> None:
+    """Check a message against the JSON Schema and the app's parser (same rules as the consumer).
+
+    Raises:
+        InvalidMessage: with every schema problem, or the parser's reason.
+    """
+    from jsonschema import Draft202012Validator
+
+    problems = [
+        f"{'/'.join(str(p) for p in err.absolute_path) or '<message>'}: {err.message}"
+        for err in sorted(Draft202012Validator(schema()).iter_errors(dict(message)), key=lambda e: list(e.absolute_path))
+    ]
+    if problems:
+        raise InvalidMessage(problems)
+    from core.outbound import MessageError, parse_message
+
+    try:
+        parse_message(message)
+    except MessageError as exc:
+        raise InvalidMessage([str(exc)]) from exc
+    if len(encode(message)) > MAX_BYTES:
+        raise InvalidMessage([f"the message is larger than {MAX_BYTES} bytes"])
+
+
+def encode(message: Mapping[str, Any]) -> str:
+    """The queue body (before base64): compact UTF-8 JSON."""
+    return json.dumps(dict(message), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+class OutboundProducer:
+    """Enqueues validated messages on the ``outbound`` queue (base64)."""
+
+    def __init__(self, queue_client: Any):
+        self._queue = queue_client
+
+    @classmethod
+    def from_connection_string(cls, connection_string: str, queue: str = QUEUE) -> "OutboundProducer":
+        from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+        client = QueueClient.from_connection_string(
+            connection_string, queue, message_encode_policy=TextBase64EncodePolicy(),
+            message_decode_policy=TextBase64DecodePolicy())
+        return cls(client)
+
+    def send(self, message: Mapping[str, Any]) -> str:
+        """Validate and enqueue; returns the queue message id.
+
+        Raises:
+            InvalidMessage: nothing is enqueued.
+        """
+        validate(message)
+        sent = self._queue.send_message(encode(message))
+        return str(getattr(sent, "id", ""))
