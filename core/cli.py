@@ -41,9 +41,50 @@ def _print_json(data: Any) -> None:
 # -- doctor -----------------------------------------------------------------------------
 
 
-def doctor_checks(raw: dict[str, str]) -> tuple[list[tuple[str, str, str]], list[tuple[str, bool, str]]]:
-    """(settings rows: name, shown value, problem) and (checks: name, ok, detail)."""
+def deployed_settings(path: str) -> dict[str, str]:
+    """Settings of a deployed app: ``az functionapp config appsettings list`` output (a
+    list of {name, value}) or a local.settings.json-style file."""
+    data = json.loads(open(path, encoding="utf-8").read())
+    if isinstance(data, list):
+        return {str(item["name"]): str(item.get("value") or "") for item in data}
+    return {k: str(v) for k, v in (data.get("Values") or data).items()}
+
+
+def _app_url_checks(app_url: str, verify: Any) -> list[tuple[str, bool, str]]:
+    """What a deployed function app answers: the callback anonymously, connect only with a key."""
+    from core.http import VerifyingSession
+
+    session = VerifyingSession(verify, timeout=15)
+    out: list[tuple[str, bool, str]] = []
+    base = app_url.rstrip("/")
+    try:
+        resp = session.get(f"{base}/oauth2/outlook/callback")
+        ok = resp.status_code == 400 and "missing_state" in resp.text
+        out.append(("deployed callback", ok, f"HTTP {resp.status_code}" + ("" if ok else " (expected 400 and this app's page: is the route prefix empty?)")))
+    except Exception as exc:  # noqa: BLE001 - reported as a failed check
+        out.append(("deployed callback", False, f"{type(exc).__name__}"))
+    try:
+        resp = session.get(f"{base}/oauth2/outlook/connect", params={"user": "doctor"})
+        ok = resp.status_code == 401
+        out.append(("deployed connect key", ok, "function key enforced" if ok else f"HTTP {resp.status_code}: connect must require a function key"))
+    except Exception as exc:  # noqa: BLE001
+        out.append(("deployed connect key", False, f"{type(exc).__name__}"))
+    return out
+
+
+def doctor_checks(raw: dict[str, str], app_url: str | None = None, deployed: bool = False
+                  ) -> tuple[list[tuple[str, str, str]], list[tuple[str, bool, str]]]:
+    """(settings rows: name, shown value, problem) and (checks: name, ok, detail).
+
+    ``deployed``: the settings come from Azure, where Key Vault references are resolved
+    by the platform; they count as set here (their secret stays in the vault).
+    """
     import os
+
+    shown = dict(raw)
+    if deployed:
+        stand_in = {"OutlookApiClientSecret": "resolved-in-azure", "TokenEncryptionKey": "kv:" + "A" * 43}
+        raw = {k: stand_in.get(k, v) if v.startswith("@Microsoft.KeyVault(") else v for k, v in raw.items()}
 
     from core.settings import SETTING_HELP, SettingsError, mask, parse_settings
 
@@ -53,7 +94,8 @@ def doctor_checks(raw: dict[str, str]) -> tuple[list[tuple[str, str, str]], list
         settings = parse_settings(raw, file_exists=os.path.isfile)
     except SettingsError as exc:
         problems = {p.setting: p.message for p in exc.problems}
-    rows = [(name, mask(name, raw.get(name)), problems.get(name, "")) for name in SETTING_HELP]
+    rows = [(name, "(Key Vault reference)" if deployed and shown.get(name, "").startswith("@Microsoft.KeyVault(")
+             else mask(name, shown.get(name)), problems.get(name, "")) for name in SETTING_HELP]
     checks: list[tuple[str, bool, str]] = [("settings", not problems, f"{len(problems)} problem(s)" if problems else "valid")]
     if settings is None:
         return rows, checks
@@ -88,13 +130,16 @@ def doctor_checks(raw: dict[str, str]) -> tuple[list[tuple[str, str, str]], list
     attempt("authority", authority)
     attempt("graph", graph)
     checks.append(("calendar sync", settings.sync_enabled, "enabled" if settings.sync_enabled else "EnableCalendarSync is false: connect is refused and nothing syncs"))
+    if app_url:
+        checks += _app_url_checks(app_url, settings.verify)
     return rows, checks
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from core.bootstrap import raw_settings
 
-    rows, checks = doctor_checks(raw_settings())
+    raw = deployed_settings(args.settings_file) if args.settings_file else raw_settings()
+    rows, checks = doctor_checks(raw, app_url=args.app_url, deployed=bool(args.settings_file))
     ok = all(c[1] for c in checks)
     if args.json:
         _print_json({"ok": ok, "settings": [{"name": n, "value": v, "problem": p} for n, v, p in rows],
@@ -323,7 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=fn)
         return p
 
-    add("doctor", cmd_doctor, "check every setting and whether storage, sign-in and Graph are reachable")
+    p = add("doctor", cmd_doctor, "check every setting and whether storage, sign-in and Graph are reachable")
+    p.add_argument("--settings-file", help="check a deployed app's settings: the JSON of "
+                   "'az functionapp config appsettings list' (or a local.settings.json)")
+    p.add_argument("--app-url", help="also check a running function app at this URL (e.g. https://<app>.azurewebsites.net)")
     add("users", cmd_users, "list connected users: state, last sync, last error")
     add("sync", cmd_sync, "sync one user now (all users without --user)", user=True, user_required=False)
     add("calendar", cmd_calendar, "show a user's Communifire calendar as stored", user=True)
@@ -336,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("keygen", cmd_keygen, "print a new TokenEncryptionKey value", json_=False)
     p.add_argument("--kid", default="k1", help="key id (letters, digits, - and _)")
     add("rotate-key", cmd_rotate_key, "re-encrypt every token cache with the first key in TokenEncryptionKey", json_=False)
+    from core.cli_outbound import add_commands
+
+    add_commands(sub)  # enqueue, poison list, poison replay
     return parser
 
 

@@ -28,7 +28,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import Any, Iterable, Mapping, Sequence
 
 from core.model import (
@@ -363,9 +363,6 @@ def parse_message(data: Any) -> OutboundMessage:
         raise _fail("is only allowed with operation invite", "invitee")
     if operation == "create" and (scope != "all" or instance is not None):
         raise _fail("a create has scope all and no instance", "scope")
-    if scope in ("single", "following") and operation != "create" and instance is None and operation != "invite":
-        # single/following on a single event need no instance; the planner checks series.
-        pass
     if scope == "all" and instance is not None:
         raise _fail("scope all takes no instance", "instance")
     return OutboundMessage(
@@ -1083,11 +1080,9 @@ def _split(ctx: _Ctx, key: datetime, new_fields: EventFields | None, *, delete_t
             steps.append(_step(org, "patch", link.outlook_id, {"recurrence": to_graph(cut.recurrence)}, "O2",
                                f"end the series of {_iso(seg.start)} before {day} (what Outlook itself does for "
                                "'this and all following')"))
-            cut_event = replace(old, exceptions=exceptions, deleted=frozenset(deleted))
             steps.extend(_exception_steps(ctx, link.outlook_id, seg, cut, cut.start, key, old, exceptions,
                                           frozenset(deleted), {}, True))
             refs[cut.start] = link.outlook_id
-            del cut_event
     # 2. the organizer's items of later segments: deleted (delete) or changed (edit)
     later = old.segments[i + 1:]
     if delete_tail:

@@ -28,7 +28,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import quote
 
@@ -438,7 +438,6 @@ class OutboundRunner:
             out[(exp.user_id, link.outlook_id)] = link
             return link
 
-        organizer_id = next((e.user_id for e in plan.expects if e.discover == ""), "")
         for exp in plan.expects:
             if exp.discover:
                 continue
@@ -450,10 +449,6 @@ class OutboundRunner:
             link = record(exp, raw, prior.evidence if prior else "")
             if link is not None:
                 organizer_uid[exp.segment_start] = link.ical_uid
-        if event.meeting_uid == "" and organizer_uid:
-            first = event.segments[0]
-            uid = organizer_uid.get(first.start if first.recurrence else None, "")
-            plan = replace(plan, new_event=replace(event, meeting_uid=uid))
         for exp in plan.expects:
             if not exp.discover or not directory.get(exp.user_id) or not directory[exp.user_id].connected:
                 continue
@@ -477,8 +472,6 @@ class OutboundRunner:
                 continue
             record(exp, raw, link.evidence)
         out.update(keep)
-        self._meeting_uid = plan.new_event.meeting_uid if plan.new_event else ""
-        del organizer_id
         return sorted(out.values(), key=lambda l: (l.user_id, l.outlook_id))
 
 
@@ -581,7 +574,6 @@ def _reject(ops: Operations, key: str, message: str, reason: str, now: datetime,
     rec.status = "rejected"
     rec.reason = reason
     rec.message = rec.message or message
-    rec.attempts += 0
     ops.save(rec, now)
     log.warning("outbound message rejected", extra={"operation_id": key, "reason": reason})
 

@@ -1015,6 +1015,13 @@ class _Planner:
         seg = self._segment_for_link(event, link)
         # (a) same subject
         titles = {_norm_title(str(link.snapshot.get("title") or ""))}
+        synced = self.state.links.get(link.outlook_id)
+        if synced is not None:  # the subject as last synced, before any rename in this round
+            titles.add(_norm_title(str(synced.snapshot.get("title") or "")))
+            synced_event = self.state.events.get(synced.event_id)
+            synced_seg = self._segment_for_link(synced_event, synced) if synced_event else None
+            if synced_seg is not None:
+                titles.add(_norm_title(synced_seg.title))
         if current_item is not None:
             titles.add(_norm_title(current_item.title))
         if seg is not None:
@@ -1055,7 +1062,9 @@ class _Planner:
             first_missing = missing[0]
             new_day = new_view.local_date(new_first)
             tolerance = _period(prev.recurrence)
-            if abs(new_day - first_missing) > tolerance:
+            if abs(new_day - first_missing) > tolerance and not (
+                    new_day > first_missing
+                    and self._gap_taken(prev, first_missing, new_day - tolerance, {new.id, link.outlook_id})):
                 continue
             if prev_last is not None and new_day > prev.local_date(prev_last) + tolerance:
                 continue
@@ -1074,6 +1083,25 @@ class _Planner:
                 extra = {}
             return abs(new_first - datetime.combine(first_missing, new_first.timetz())), evidence, extra
         return None
+
+    def _gap_taken(self, prev: _SeriesView, first: date, last: date, exclude: set[str]) -> bool:
+        """Whether every occurrence of ``prev`` from ``first`` to ``last`` falls within another
+        series of this snapshot (the original was split twice in one round: O2, A2)."""
+        try:
+            days = occurrence_dates(prev.recurrence, start=first, until=last)
+        except RecurrenceError:
+            return False
+        spans = []
+        for sid, other in self.snap.series.items():
+            view = _SeriesView.of_item(other.master)
+            if sid in exclude or view is None:
+                continue
+            try:
+                end = view.last()
+            except RecurrenceError:
+                continue
+            spans.append((view.local_date(other.master.start), view.local_date(end) if end else date.max))
+        return bool(days) and all(any(lo <= d <= hi for lo, hi in spans) for d in days)
 
     @staticmethod
     def _is_cut(new_view: _SeriesView, tail: Recurrence, new_first: datetime, duration: timedelta) -> bool:

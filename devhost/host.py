@@ -179,6 +179,7 @@ class LocalHost:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> "LocalHost":
+        self._started = True
         self._spawn(self._server.serve_forever, "http")
         for name in self.queues:
             self._spawn(lambda n=name: self._poll_queue(n), f"queue:{name}")
@@ -189,7 +190,8 @@ class LocalHost:
 
     def stop(self) -> None:
         self._stop.set()
-        self._server.shutdown()
+        if getattr(self, "_started", False):  # shutdown() waits for a serve_forever that never ran
+            self._server.shutdown()
         self._server.server_close()
         for t in self._threads:
             t.join(timeout=10)

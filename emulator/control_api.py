@@ -84,10 +84,9 @@ def _handle(state, req: Request) -> Response:
                 raise ControlError(404, f"unknown user action {action}")
             return ok
         if seg == ["expire_access_tokens"] and m == "POST":
-            cutoff = state.clock.now().timestamp() + 1
             for u in d.users.values():
                 if not body.get("upn") or u.upn.lower() == body["upn"].lower():
-                    u.tokens_valid_after = cutoff
+                    u.at_generation += 1
             return ok
         if seg == ["token_lifetime"] and m == "POST":
             d.access_token_lifetime = int(body["seconds"])

@@ -60,7 +60,7 @@ def _handle(state, req: Request) -> Response:
     if seg == ["$batch"]:
         if req.method != "POST":
             raise GraphError(405, "Request_BadRequest", "Only POST is allowed on $batch.")
-        claims = _auth(state, req)
+        _auth(state, req)
         return _batch(state, req)
     claims = _auth(state, req)
     if not seg:
@@ -269,6 +269,8 @@ def _applied(req: Request, page_pref: bool = False) -> dict:
         parts.append(f'outlook.timezone="{pref["outlook.timezone"]}"')
     if page_pref and "odata.maxpagesize" in pref:
         parts.append(f"odata.maxpagesize={pref['odata.maxpagesize']}")
+    if "idtype" in pref:
+        parts.append(f'IdType="{pref["idtype"]}"')
     if "outlook.body-content-type" in pref:
         parts.append(f'outlook.body-content-type="{pref["outlook.body-content-type"]}"')
     return {"Preference-Applied": ", ".join(parts)} if parts else {}
@@ -574,13 +576,13 @@ def _delta(state, req: Request, mb: Mailbox, prefix: str) -> Response:
     if skip:
         rnd = mb.delta_rounds.get(skip)
         if rnd is None:
-            return _gone(state, req, base, None)
+            return _gone(state, req, base)
         del mb.delta_rounds[skip]
         return _delta_page(state, req, mb, rnd, base)
     if dtoken:
         st = mb.delta_tokens.get(dtoken)
         if st is None:
-            return _gone(state, req, base, None)
+            return _gone(state, req, base)
         lo, hi, seen, seq = st["lo"], st["hi"], st["seen"], st["seq"]
     else:
         lo, hi = _window(req)
@@ -650,7 +652,7 @@ def _delta_page(state, req, mb: Mailbox, rnd: dict, base: str) -> Response:
     return json_response(200, out, _applied(req, page_pref=True))
 
 
-def _gone(state, req, base: str, _) -> Response:
+def _gone(state, req, base: str) -> Response:
     exc = GraphError(410, "SyncStateNotFound",
                      "The sync state generation is not found. Start a full synchronization.",
                      {"Location": f"{base}?$deltatoken="})
@@ -763,8 +765,6 @@ def _batch(state, req: Request) -> Response:
             url = url[5:]
         headers = dict(r.get("headers") or {})
         headers["Authorization"] = req.headers.get("Authorization", "")
-        for k in ("Prefer",):
-            pass
         raw_body = r.get("body")
         data = b"" if raw_body is None else (
             raw_body.encode() if isinstance(raw_body, str) else json.dumps(raw_body).encode())

@@ -17,7 +17,6 @@ import hashlib
 import html
 import json
 import secrets
-import time
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -26,7 +25,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .web import CIDict, Request, Response, html_response, plain_json
+from .web import Request, Response, html_response, plain_json
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -60,7 +59,7 @@ class User:
     rt_generation: int = 0          # bumped by revoke_consent: older refresh tokens die
     consent_denied: bool = False
     mailbox_enabled: bool = True
-    tokens_valid_after: float = 0.0
+    at_generation: int = 0          # bumped by expire_access_tokens: older access tokens die
     wrong_tenant_next: int = 0
 
     def public(self) -> dict:
@@ -184,7 +183,8 @@ class Directory:
         if user is not None:
             claims.update({"oid": user.id, "sub": user.id, "upn": user.upn,
                            "unique_name": user.upn, "name": user.display_name,
-                           "scp": " ".join(graph_scopes(scopes))})
+                           "scp": " ".join(graph_scopes(scopes)),
+                           "xms_emu_gen": user.at_generation})
         else:
             claims.update({"oid": app.client_id, "sub": app.client_id,
                            "roles": ["Calendars.ReadWrite", "User.Read.All"], "idtyp": "app"})
@@ -225,7 +225,7 @@ class Directory:
         if "scp" in claims:
             if user is None:
                 raise ValueError("Access token validation failure.")
-            if claims["iat"] < user.tokens_valid_after:
+            if claims.get("xms_emu_gen") != user.at_generation:
                 raise ValueError("Access token has expired or is not yet valid.")
         return claims
 

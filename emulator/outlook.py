@@ -8,7 +8,6 @@ the same store as Graph writes, so both sides see one Exchange.
 """
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 
 from . import render

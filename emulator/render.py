@@ -73,6 +73,15 @@ class View:
         return [x.lower() for x in re.findall(r"id\s+eq\s+'([^']*)'", inner, re.I)] or ["*"]
 
 
+def _when(props: dict, when, own_tz: str, view: View) -> dict:
+    """A start/end in the view's zone; all-day events float (midnight in any zone)."""
+    if props.get("isAllDay"):
+        from .timeutil import resolve_tz
+        local = when.astimezone(resolve_tz(own_tz)).replace(tzinfo=None)
+        return {"dateTime": local.strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": view.tz}
+    return fmt_dtz(when, view.tz)
+
+
 def _etag(ck: str) -> str:
     return f'W/"{ck}"'
 
@@ -118,13 +127,13 @@ def item_json(item: Item, view: View, odata_type: bool = False, instances_fn=Non
         "createdDateTime": fmt_ts(item.created), "lastModifiedDateTime": fmt_ts(item.modified),
         "changeKey": item.change_key, "iCalUId": item.ical_uid, "seriesMasterId": None,
         "type": item.kind, "webLink": _weblink(item.id), "occurrenceId": None,
-        "start": fmt_dtz(item.start, view.tz), "end": fmt_dtz(item.end, view.tz),
+        "start": _when(item.props, item.start, item.start_tz, view),
+        "end": _when(item.props, item.end, item.end_tz, view),
         "recurrence": copy.deepcopy(item.recurrence),
     })
     if odata_type:
         out["@odata.type"] = "#microsoft.graph.event"
     if item.is_master and view.select is not None:
-        from .store import occurrence_id
         if "cancelledOccurrences" in view.select:
             gone = sorted(item.cancelled | item.local_cancelled)
             out["cancelledOccurrences"] = [f"OID.{item.id}.{d.isoformat()}" for d in gone]
@@ -133,7 +142,6 @@ def item_json(item: Item, view: View, odata_type: bool = False, instances_fn=Non
             out["exceptionOccurrences"] = [
                 instance_json(instances_fn(item, d), sub) for d in sorted(item.exceptions)
                 if d not in item.cancelled and d not in item.local_cancelled]
-        del occurrence_id
     _ext(item.props, view, out)
     return _finish(out, view)
 
@@ -151,7 +159,8 @@ def instance_json(inst: Instance, view: View, odata_type: bool = False) -> dict:
         "seriesMasterId": m.id, "type": inst.kind, "webLink": _weblink(inst.id),
         "occurrenceId": f"OID.{m.id}.{inst.day.isoformat()}",
         "originalStart": fmt_original_start(inst.original_start),
-        "start": fmt_dtz(inst.start, view.tz), "end": fmt_dtz(inst.end, view.tz),
+        "start": _when(inst.props, inst.start, inst.start_tz, view),
+        "end": _when(inst.props, inst.end, inst.end_tz, view),
         "recurrence": None,
     })
     if odata_type:

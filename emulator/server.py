@@ -13,7 +13,6 @@ import socket
 import ssl
 import tempfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import control_api, graph_api, identity

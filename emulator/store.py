@@ -811,14 +811,13 @@ class Store:
                 e.change_key = mine.change_key
             new_exc[day] = e
         for day, mine in c.exceptions.items():
+            # an attendee's own response on one occurrence survives organizer updates
             if day not in new_exc and mine.local and live_slot(item, day):
-                base = dict(c.props)
                 mine.props = {**self._copy_props(item.props, c.props),
                               "responseStatus": mine.props.get("responseStatus")}
                 mine.start = slot_start(item, day)
                 mine.end = mine.start + (item.end - item.start)
                 new_exc[day] = mine
-                del base
         c.exceptions = new_exc
         fp = self._fingerprint(c)
         if created:

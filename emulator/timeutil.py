@@ -77,7 +77,10 @@ _DT_RE = re.compile(
 
 
 def _parse(value: str) -> tuple[_dt.datetime, _dt.tzinfo | None]:
-    m = _DT_RE.match(value.strip())
+    value = value.strip()
+    if "T" in value and re.search(r"\d \d{2}:?\d{2}$", value):  # an unencoded '+' offset arrives as a space
+        value = value[:-6] + "+" + value[-5:] if ":" in value[-5:] else value[:-5] + "+" + value[-4:]
+    m = _DT_RE.match(value)
     if not m:
         raise ValueError(f"not an ISO 8601 date-time: {value!r}")
     y, mo, d, hh, mi, ss, frac, off = m.groups()

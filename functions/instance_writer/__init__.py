@@ -1,10 +1,11 @@
-"""Queue `writes`: apply one event's reconciled change to Table Storage."""
+"""Queue `writes`: apply one event's reconciled change to Table Storage.
+Queue `outbound`: apply one Communifire change to Table Storage and to Outlook."""
 
 import logging
 
 import azure.functions as func
 
-from core import logs, service
+from core import logs, outbound_exec, service
 from core.bootstrap import get_app
 
 bp = func.Blueprint()
@@ -15,3 +16,9 @@ log = logging.getLogger(__name__)
 def apply_writes(msg: func.QueueMessage) -> None:
     outcome = service.run_write(get_app(), msg.get_body().decode("utf-8"))
     logs.info(log, "write applied", message_id=msg.id, outcome=outcome, dequeue_count=msg.dequeue_count)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name="outbound", connection="AzureWebJobsStorage")
+def apply_outbound(msg: func.QueueMessage) -> None:
+    outcome = outbound_exec.run_outbound(get_app(), msg.get_body().decode("utf-8"))
+    logs.info(log, "outbound message done", message_id=msg.id, outcome=outcome, dequeue_count=msg.dequeue_count)

@@ -197,3 +197,27 @@ def test_mailbox_not_enabled_for_rest(tenant, ctl, alice):
     r = g.get("/me/events")
     assert r.status_code == 404 and r.json()["error"]["code"] == "MailboxNotEnabledForRESTAPI"
     assert g.get("/me").status_code == 200
+
+
+def test_all_day_event_floats_in_the_requested_zone(alice):
+    _, g = alice
+    g.ok("POST", "/me/events", 201, json={
+        "subject": "Holiday", "isAllDay": True,
+        "start": {"dateTime": "2030-08-01T00:00:00", "timeZone": "W. Europe Standard Time"},
+        "end": {"dateTime": "2030-08-02T00:00:00", "timeZone": "W. Europe Standard Time"}})
+    params = {"startDateTime": "2030-07-31T00:00:00Z", "endDateTime": "2030-08-03T00:00:00Z"}
+    for tz in ("UTC", "Pacific Standard Time"):
+        got = g.ok("GET", "/me/calendarView", params=params, headers={"Prefer": f'outlook.timezone="{tz}"'})["value"][0]
+        assert got["start"] == {"dateTime": "2030-08-01T00:00:00.0000000", "timeZone": tz}
+        assert got["end"]["dateTime"] == "2030-08-02T00:00:00.0000000"
+    r = g.post("/me/events", json={"subject": "Bad", "isAllDay": True,
+                                   "start": {"dateTime": "2030-08-01T10:00:00", "timeZone": "UTC"},
+                                   "end": {"dateTime": "2030-08-02T10:00:00", "timeZone": "UTC"}})
+    assert r.status_code == 400
+
+
+def test_tokens_issued_after_expiry_work_again(tenant, ctl, alice):
+    user, old = alice
+    ctl.expire_access_tokens(user["upn"])
+    assert old.get("/me").status_code == 401
+    assert tenant.graph(user["upn"]).get("/me").status_code == 200

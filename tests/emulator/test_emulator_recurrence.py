@@ -1,7 +1,6 @@
 """Series: expansion, normalisation, instances, exceptions, cancelled occurrences."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 import pathlib
 

@@ -21,7 +21,7 @@ def trigger(name):
 
 def test_every_function_is_registered_once_with_a_unique_name():
     assert set(functions()) == {"oauth_connect", "oauth_callback", "oauth_disconnect", "sync_timer", "sync_user",
-                                "apply_writes"}
+                                "apply_writes", "apply_outbound"}
 
 
 def test_http_routes_methods_and_auth_levels():
@@ -47,7 +47,8 @@ def test_the_timer_schedule_is_an_app_setting_and_does_not_run_on_startup():
 def test_queue_triggers_bind_their_queues_on_the_storage_connection():
     assert trigger("sync_user")["queueName"] == "sync-jobs"
     assert trigger("apply_writes")["queueName"] == "writes"
-    for name in ("sync_user", "apply_writes"):
+    assert trigger("apply_outbound")["queueName"] == "outbound"
+    for name in ("sync_user", "apply_writes", "apply_outbound"):
         assert trigger(name)["connection"] == "AzureWebJobsStorage"
 
 

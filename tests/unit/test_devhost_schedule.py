@@ -1,0 +1,36 @@
+"""The local host reads triggers from the app and runs timers on their NCRONTAB schedule."""
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+import function_app
+from devhost.host import LocalHost, QueueOptions, resolve_setting
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_binding_expressions_resolve_from_app_settings():
+    assert resolve_setting("%SyncSchedule%", {"SyncSchedule": "0 */5 * * * *"}) == "0 */5 * * * *"
+    with pytest.raises(KeyError, match="SyncSchedule"):
+        resolve_setting("%SyncSchedule%", {})
+
+
+def test_host_json_queue_options_are_read():
+    opts = QueueOptions.from_host_json({"extensions": {"queues": {"maxDequeueCount": 3, "visibilityTimeout": "00:00:30",
+                                                                  "maxPollingInterval": "00:01:00", "batchSize": 4}}})
+    assert (opts.max_dequeue_count, opts.visibility_timeout, opts.max_polling_interval, opts.batch_size) == (3, 30, 60, 4)
+
+
+def test_six_field_ncrontab_has_seconds_first_and_is_utc():
+    host = LocalHost(function_app.app, root=ROOT, port=0, run_timers=False,
+                     environ={"SyncSchedule": "30 */15 * * * *", "AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    try:
+        after = datetime(2026, 1, 1, 10, 7, 0, tzinfo=timezone.utc)
+        assert host.next_run("sync_timer", after) == datetime(2026, 1, 1, 10, 15, 30, tzinfo=timezone.utc)
+        routes = sorted(p.pattern for p, *_ in host.http_routes)
+        assert routes == ["^/oauth2/outlook/callback$", "^/oauth2/outlook/connect$", "^/oauth2/outlook/disconnect$"]
+        assert set(host.queues) == {"sync_user", "apply_writes", "apply_outbound"} and set(host.timers) == {"sync_timer"}
+    finally:
+        host.stop()
