@@ -114,6 +114,14 @@ class EventStore:
             for e in self._index.query_entities("PartitionKey eq @pk", parameters={"pk": escape_key(user_id)})
         }
 
+    def series_ids_for_user(self, user_id: str) -> set[str]:
+        """The Outlook ids of every series master this user's links point at."""
+        return {
+            unescape_key(e["RowKey"])
+            for e in self._index.query_entities("PartitionKey eq @pk", parameters={"pk": escape_key(user_id)})
+            if e.get("Kind") == "series"
+        }
+
     def events_for_meetings(self, uids: Iterable[str]) -> set[str]:
         found: set[str] = set()
         for uid in sorted(set(u for u in uids if u)):

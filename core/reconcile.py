@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any, Callable, Mapping
 
 from core.model import (
     FIELDS,

@@ -11,12 +11,16 @@ that move storage from one to the other. No I/O.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from core.model import Attendee, Event, InstanceException, OutlookLink, Rsvp, Segment
-from core.recurrence import Pattern, Range, Recurrence
+from core.model import Event, InstanceException, OutlookLink, Rsvp, Segment
+# One JSON form for field values, shared with the snapshots the planner compares.
+from core.outlook_items import field_from_json as field_from
+from core.outlook_items import field_to_json as field_json
+from core.outlook_items import iso
+from core.outlook_items import recurrence_from_json as recurrence_from
+from core.outlook_items import recurrence_to_json as recurrence_json
 
 ROOT = "event"
 _CHUNK = 30_000
@@ -33,10 +37,6 @@ def _unesc(value: str) -> str:
     from urllib.parse import unquote
 
     return unquote(value)
-
-
-def iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def from_iso(value: str) -> datetime:
@@ -60,59 +60,6 @@ def _big(props: dict[str, Any], name: str, text: str) -> None:
 
 def _unbig(props: Mapping[str, Any], name: str) -> str:
     return "".join(props.get(f"{name}{i}", "") for i in range(int(props.get(f"{name}Chunks") or 0)))
-
-
-# -- field values (used in segments, exceptions and snapshots) ------------------------
-
-
-def attendees_json(attendees: Iterable[Attendee]) -> list[dict[str, str]]:
-    return [asdict(a) for a in attendees]
-
-
-def attendees_from(data: Iterable[Mapping[str, str]]) -> tuple[Attendee, ...]:
-    return tuple(Attendee(**dict(a)) for a in data)
-
-
-def recurrence_json(rec: Recurrence | None) -> dict[str, Any] | None:
-    if rec is None:
-        return None
-    pattern = asdict(rec.pattern)
-    pattern["days_of_week"] = list(rec.pattern.days_of_week)
-    rng = asdict(rec.range)
-    rng["start_date"] = rec.range.start_date.isoformat()
-    rng["end_date"] = rec.range.end_date.isoformat() if rec.range.end_date else None
-    return {"pattern": pattern, "range": rng}
-
-
-def recurrence_from(data: Mapping[str, Any] | None) -> Recurrence | None:
-    if not data:
-        return None
-    pattern = dict(data["pattern"])
-    pattern["days_of_week"] = tuple(pattern["days_of_week"])
-    rng = dict(data["range"])
-    rng["start_date"] = date.fromisoformat(rng["start_date"])
-    rng["end_date"] = date.fromisoformat(rng["end_date"]) if rng.get("end_date") else None
-    return Recurrence(pattern=Pattern(**pattern), range=Range(**rng))
-
-
-def field_json(name: str, value: Any) -> Any:
-    if name in ("start", "end"):
-        return iso(value)
-    if name == "attendees":
-        return attendees_json(value)
-    if name == "recurrence":
-        return recurrence_json(value)
-    return value
-
-
-def field_from(name: str, value: Any) -> Any:
-    if name in ("start", "end"):
-        return from_iso(value)
-    if name == "attendees":
-        return attendees_from(value)
-    if name == "recurrence":
-        return recurrence_from(value)
-    return value
 
 
 # -- rows ----------------------------------------------------------------------------
@@ -152,7 +99,7 @@ def event_rows(event: Event, links: Iterable[OutlookLink] = ()) -> dict[str, dic
             "IsAllDay": seg.is_all_day,
             "TimeZone": seg.time_zone,
             "Recurrence": json.dumps(recurrence_json(seg.recurrence), sort_keys=True),
-            "Attendees": json.dumps(attendees_json(seg.attendees), sort_keys=True),
+            "Attendees": json.dumps(field_json("attendees", seg.attendees), sort_keys=True),
         }
         _big(props, "Body", seg.body)
         rows[segment_key(seg.start)] = props
@@ -207,7 +154,7 @@ def rows_to_event(event_id: str, rows: Mapping[str, Mapping[str, Any]]) -> tuple
                     is_all_day=bool(props.get("IsAllDay", False)),
                     time_zone=props.get("TimeZone", "UTC"),
                     recurrence=recurrence_from(json.loads(props.get("Recurrence") or "null")),
-                    attendees=attendees_from(json.loads(props.get("Attendees") or "[]")),
+                    attendees=field_from("attendees", json.loads(props.get("Attendees") or "[]")),
                 )
             )
         elif kind == "exc":

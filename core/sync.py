@@ -229,6 +229,13 @@ def plan_user(ctx: SyncContext, user: UserRecord, now: datetime, *, full: bool =
         logs.info(log, "delta token expired; new round", user_id=user.user_id)
         got = gather_delta(graph, window, "")
     g = got.gathered
+    if got.complete:
+        # A linked series with no occurrence left in the window is missing from the round;
+        # read it, so it is not taken for a deleted series (only a 404 says that).
+        missing = sorted(ctx.events.series_ids_for_user(user.user_id) - set(g.masters) - set(g.removed))
+        if missing:
+            more, more_instances, gone = _read_masters_and_instances(graph, window, missing, {})
+            g = Gathered(g.singles, {**g.masters, **more}, {**g.instances, **more_instances}, g.removed | gone)
     snapshot = outlook_items.build_snapshot(
         user.user_id, window, g.singles, g.masters, g.instances, removed_ids=g.removed, complete=got.complete
     )

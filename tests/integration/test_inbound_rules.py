@@ -5,6 +5,7 @@ function app's own timer, queues and writer, and ``calendar --json`` shows the r
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -195,3 +196,15 @@ def test_safety_a_mailbox_that_suddenly_comes_back_empty_is_held_for_an_administ
     user = alice.app.users.get("1001")
     assert user.held_plan and "held" in user.last_error
     assert len(alice.calendar("1001")["events"]) == 5  # nothing deleted
+
+
+def test_D3_a_series_whose_every_occurrence_in_the_window_was_deleted_is_not_a_deleted_series(alice):
+    first = next_weekday(0)
+    master = alice.control.create_event(ALICE, weekly_series("Fading", first, count=2))
+    synced(alice)
+    for week in range(2):
+        alice.control.delete_occurrence(ALICE, master["id"], first + timedelta(weeks=week))
+    alice.app.users.save(replace(alice.app.users.get("1001"), delta_link=""))  # a full round
+    synced(alice)
+    event = only_event(alice)
+    assert states(event) == ["deleted", "deleted"]
