@@ -52,6 +52,7 @@ __all__ = [
     "field_from_json",
     "field_to_json",
     "hash_content",
+    "instance_uid_parts",
     "iso",
     "parse_item",
     "recurrence_from_json",
@@ -175,6 +176,30 @@ def field_from_json(name: str, value: Any) -> Any:
     if name == "recurrence":
         return recurrence_from_json(value)
     return value
+
+
+#: Exchange's GlobalObjectId prefix (MS-OXOCAL PidLidGlobalObjectId), as Graph shows it in iCalUId.
+_GOID_PREFIX = "040000008200E00074C5B7101A82E008"
+
+
+def instance_uid_parts(ical_uid: str) -> tuple[str, date] | None:
+    """The series iCalUId and instance date of a one-instance invitation's iCalUId.
+
+    Exchange gives the invitation to one occurrence the series' GlobalObjectId with that
+    occurrence's date in bytes 16-19 (MS-OXOCAL 2.2.1.27); the series itself has zeros
+    there. None when the id is not of that form or names no date (rules C5, O5, A7).
+    """
+    uid = ical_uid.upper()
+    if not uid.startswith(_GOID_PREFIX) or len(uid) <= 40:
+        return None
+    stamp = uid[32:40]
+    if stamp == "00000000":
+        return None
+    try:
+        day = date(int(stamp[:4], 16), int(stamp[4:6], 16), int(stamp[6:8], 16))
+    except ValueError:
+        return None
+    return ical_uid[:32] + "00000000" + ical_uid[40:], day
 
 
 def hash_content(content: Mapping[str, Any]) -> str:

@@ -51,6 +51,7 @@ from core.outlook_items import (
     content_hash,
     content_of,
     field_to_json,
+    instance_uid_parts,
     iso,
     recurrence_from_json,
     recurrence_to_json,
@@ -243,10 +244,11 @@ class SafetyPolicy:
 
 
 def default_new_id(user_id: str) -> Callable[[str], str]:
-    """Deterministic ids for events born in Outlook: uuid5 of the user and the seed."""
+    """Deterministic ids for events born in Outlook: uuid5 of the seed, which names the
+    meeting (its iCalUId, the same for every user's copy) or else the user's item."""
 
     def make(seed: str) -> str:
-        return str(uuid.uuid5(_ID_NAMESPACE, f"{user_id}\n{seed}"))
+        return str(uuid.uuid5(_ID_NAMESPACE, seed))
 
     return make
 
@@ -372,6 +374,20 @@ def _segment_of(item: OutlookItem) -> Segment:
         is_all_day=item.is_all_day, time_zone=item.time_zone, recurrence=item.recurrence,
         attendees=item.attendees,
     )
+
+
+def _instance_on(event: Event, day: date) -> datetime | None:
+    """The original start of the event's instance on a local date (its segment's zone)."""
+    for seg in reversed(event.segments):
+        if seg.recurrence is None:
+            continue
+        zone = _zone(seg.time_zone)
+        lo = datetime.combine(day - timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        for start in expand(seg.recurrence, seg.start, seg.end - seg.start, lo, lo + timedelta(days=3),
+                            is_all_day=seg.is_all_day):
+            if start >= seg.start and start.astimezone(zone).date() == day:
+                return start
+    return None
 
 
 def _norm_title(text: str) -> str:
@@ -558,7 +574,11 @@ class _Planner:
         for event_id, master_id, series, authoritative, reset in self.jobs:
             self.plan_instances(event_id, master_id, series, authoritative=authoritative, reset=reset)
         for event_id, item in self.rsvp_jobs:
-            self.plan_all_rsvp(event_id, item)
+            link = self.links.get(item.id)
+            if link is not None and link.kind == "instance" and link.instance_start is not None:
+                self.plan_instance_rsvp(event_id, item, link.instance_start)
+            else:
+                self.plan_all_rsvp(event_id, item)
 
     # -- deletions of whole items -------------------------------------------------------
 
@@ -940,7 +960,39 @@ class _Planner:
                                      evidence=f"A7: iCalUId {item.ical_uid} matches event {event.id}"))
             self._after_adopt(event.id, item, series)
             return True
-        return False
+        return self.adopt_instance_copy(item) if series is None else False
+
+    def adopt_instance_copy(self, item: OutlookItem) -> bool:
+        """A one-instance invitation from another user's series: a link, not a new event."""
+        parts = instance_uid_parts(item.ical_uid)
+        if parts is None or item.is_organizer:
+            return False
+        series_uid, day = parts
+        mine = self._linked_event_ids()
+        event = next((e for e in sorted(self.events.values(), key=lambda e: e.id)
+                      if e.meeting_uid == series_uid and e.id not in mine), None)
+        if event is None:
+            return False
+        key = _instance_on(event, day) or _sec(item.start)
+        # scenario: invited to one instance of a series (C5), or left with a single-instance
+        # copy after the organizer changed the series time (O5): the same Communifire event,
+        # under its one name (A7), with an RSVP for that instance only
+        self.emit("link", event.id, "C5",
+                  f"'{item.title}' is the {day} instance of '{event.title}'; {self.user} is linked to that instance",
+                  link=_link_for(item, self.user, event.id, "instance", segment_start=None, instance_start=key,
+                                 evidence=f"C5/A7: iCalUId names instance {day} of series {series_uid}"))
+        self.rsvp_jobs.append((event.id, item))
+        return True
+
+    def plan_instance_rsvp(self, event_id: str, item: OutlookItem, key: datetime) -> None:
+        """The answer on a one-instance copy is an RSVP for that instance only (C5)."""
+        if item.is_organizer or item.response not in _ANSWERS:
+            return
+        at = _sec(item.response_time or item.last_modified or self.now)
+        existing = self._rsvp(event_id, "single", key)
+        if existing is None or (existing.response != item.response and at > existing.at):
+            self.emit("set_rsvp", event_id, "C5", f"{self.user} answered '{item.response}' to the instance of {key:%Y-%m-%d}",
+                      rsvp=Rsvp(self.user, "single", item.response, at, key))
 
     def _after_adopt(self, event_id: str, item: OutlookItem, series: OutlookSeries | None) -> None:
         if series is not None:
@@ -949,7 +1001,11 @@ class _Planner:
         self.rsvp_jobs.append((event_id, item))
 
     def create(self, item: OutlookItem, series: OutlookSeries | None) -> None:
-        event_id = self.new_id(f"{self.snap.user_id}/{item.id}")
+        # One meeting, one id: users whose first syncs run at once plan the same new event,
+        # so the second writer's create collides and that user is re-planned onto it (A7).
+        event_id = self.new_id(f"meeting/{item.ical_uid}") if item.ical_uid else ""
+        if not event_id or event_id in self.events:
+            event_id = self.new_id(f"{self.snap.user_id}/{item.id}")
         if event_id in self.events:
             raise ReconcileError(f"new_id gave {event_id} for item {item.id}, which already exists",
                                  user_id=self.user, event_id=event_id)

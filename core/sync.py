@@ -240,6 +240,8 @@ def plan_user(ctx: SyncContext, user: UserRecord, now: datetime, *, full: bool =
         user.user_id, window, g.singles, g.masters, g.instances, removed_ids=g.removed, complete=got.complete
     )
     uids = [i.ical_uid for i in snapshot.singles.values()] + [s.master.ical_uid for s in snapshot.series.values()]
+    # a one-instance invitation names its series (C5, O5): load that meeting too (A7)
+    uids += [parts[0] for i in snapshot.singles.values() if (parts := outlook_items.instance_uid_parts(i.ical_uid))]
     state, loaded = ctx.events.load_user_state(user.user_id, uids)
     policy = reconcile.SafetyPolicy(max_delete_share=ctx.settings.max_delete_share)
     plan = reconcile.plan_inbound(state, snapshot, now, policy)

@@ -208,3 +208,44 @@ def test_D3_a_series_whose_every_occurrence_in_the_window_was_deleted_is_not_a_d
     synced(alice)
     event = only_event(alice)
     assert states(event) == ["deleted", "deleted"]
+
+
+def test_C5_O5_A7_a_one_instance_invitation_is_that_instance_of_the_same_event_for_the_invitee(alice):
+    first = next_weekday(1, 1)
+    master = alice.control.create_event(ALICE, weekly_series("Board", first, count=4))
+    synced(alice)
+    assert alice.connect("1002", BOB).status_code == 200
+    alice.control.invite_occurrence(ALICE, master["id"], first + timedelta(weeks=1), [BOB])
+    synced(alice)
+    bob_copy = [e for e in alice.control.mailbox(BOB) if e.get("type") == "singleInstance"]
+    assert len(bob_copy) == 1  # Outlook shows Bob a single-instance event (C5)
+    alice.control.respond(BOB, bob_copy[0]["id"], "accept")
+    synced(alice)
+    event_a, event_b = only_event(alice, "1001"), only_event(alice, "1002")
+    assert event_a["id"] == event_b["id"]  # one Communifire event, not a second one for Bob
+    (bob_link,) = [l for l in event_b["outlook"] if l["user_id"] == "1002"]
+    assert bob_link["kind"] == "instance" and bob_link["instance_start"] == event_a["instances"][1]["original_start"]
+    assert [r for r in event_b["rsvps"] if r["user_id"] == "1002"] == [
+        {"user_id": "1002", "scope": "single", "response": "accepted",
+         "original_start": event_a["instances"][1]["original_start"]}]
+    # O5: the organizer moves the series; Bob keeps a copy with the old name, Communifire one name (A7).
+    alice.control.change_series(ALICE, master["id"], {
+        "subject": "Board (moved)",
+        "start": {"dateTime": f"{first}T11:00:00.0000000", "timeZone": "GMT Standard Time"},
+        "end": {"dateTime": f"{first}T11:30:00.0000000", "timeZone": "GMT Standard Time"}})
+    synced(alice)
+    assert [e["subject"] for e in alice.control.mailbox(BOB)] == ["Board"]
+    event_b = only_event(alice, "1002")
+    assert event_b["title"] == "Board (moved)" == only_event(alice, "1001")["title"]
+
+
+def test_A7_organizer_and_attendee_syncing_a_new_meeting_at_once_get_one_event(alice):
+    assert alice.connect("1002", BOB).status_code == 200
+    synced(alice)
+    day = next_weekday(2, 1)
+    alice.control.create_event(ALICE, {"subject": "Kick-off", "attendees": [{"emailAddress": {"address": BOB}}],
+                                       "start": {"dateTime": f"{day}T10:00:00.0000000", "timeZone": "UTC"},
+                                       "end": {"dateTime": f"{day}T11:00:00.0000000", "timeZone": "UTC"}})
+    synced(alice)  # both users' jobs run in the same round
+    a, b = only_event(alice, "1001"), only_event(alice, "1002")
+    assert a["id"] == b["id"] and {l["user_id"] for l in a["outlook"]} == {"1001", "1002"}

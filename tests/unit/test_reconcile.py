@@ -87,7 +87,8 @@ def test_C1_new_event_ids_are_stable_across_replanning_and_injectable():
     sync = Sync(outlook)
     assert sync.plan().actions[0].event_id == sync.plan().actions[0].event_id
     plan = sync.plan(new_id=lambda seed: f"evt:{seed}")
-    assert plan.actions[0].event_id.startswith("evt:u1/")
+    # seeded by the meeting's iCalUId, so two users' first syncs of one meeting agree (A7)
+    assert plan.actions[0].event_id == f"evt:meeting/{outlook.items[plan.actions[1].link.outlook_id].ical_uid}"
 
 
 def test_A9_a_second_plan_with_nothing_changed_is_empty():
