@@ -103,8 +103,11 @@ def localize(naive: _dt.datetime, tz: _dt.tzinfo) -> _dt.datetime:
     if tz is UTC:
         return aware
     roundtrip = aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
-    if roundtrip != naive:  # non-existent (spring-forward gap): shift by the gap
-        aware = (naive.replace(tzinfo=tz, fold=1)).astimezone(UTC).astimezone(tz)
+    if roundtrip != naive:
+        # Non-existent (spring-forward gap): read with the offset before the gap, so the
+        # time moves *forward* by the gap (01:30 on the London change -> 02:30 BST), as
+        # RFC 5545 3.3.5 says. (fold=1 would take the offset after the gap and move it back.)
+        aware = aware.astimezone(UTC).astimezone(tz)
     return aware
 
 

@@ -185,3 +185,16 @@ def test_calendar_view_never_returns_masters_and_events_never_returns_occurrence
     assert {r["type"] for r in view} == {"occurrence"} and len(view) == 3
     events = g.ok("GET", "/me/events")["value"]
     assert [(e["id"], e["type"]) for e in events] == [(m["id"], "seriesMaster")]
+
+
+def test_a_time_in_the_spring_forward_gap_moves_forward_by_the_gap():
+    """01:00 on the day London skips 01:00-02:00 is read with the offset before the gap
+    (RFC 5545 3.3.5): 01:00 UTC, shown as 02:00 BST, not moved back to 00:00."""
+    import datetime as _dt
+    from zoneinfo import ZoneInfo
+
+    from emulator.timeutil import localize
+
+    got = localize(_dt.datetime(2027, 3, 28, 1, 0), ZoneInfo("Europe/London"))
+    assert got.astimezone(_dt.timezone.utc) == _dt.datetime(2027, 3, 28, 1, 0, tzinfo=_dt.timezone.utc)
+    assert (got.hour, got.utcoffset()) == (2, _dt.timedelta(hours=1))
