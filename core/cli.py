@@ -171,11 +171,11 @@ def cmd_users(args: argparse.Namespace) -> int:
         _print_json({"users": users})
         return EXIT_OK
     table = Table(title=f"{len(users)} user(s)")
-    for col in ("user", "state", "account", "last sync", "next due", "last error"):
+    for col in ("user", "state", "account", "last sync", "next due", "pending work", "last error"):
         table.add_column(col)
     for u in users:
-        state = u["state"] + (" (held plan)" if u["held_plan"] else "")
-        table.add_row(u["user_id"], state, u["upn"], u["last_sync_at"] or "-", u["next_due_at"] or "-", u["last_error"] or "")
+        table.add_row(u["user_id"], u["state"], u["upn"], _short(u["last_sync_at"] or ""), _short(u["next_due_at"] or ""),
+                      u["pending"] or "-", u["last_error"] or "")
     _console().print(table)
     return EXIT_OK
 

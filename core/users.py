@@ -54,7 +54,18 @@ class UserRecord:
             "next_due_at": _iso(self.next_due_at),
             "last_error": self.last_error,
             "held_plan": bool(self.held_plan),
+            "pending": self.pending(),
         }
+
+    def pending(self) -> str:
+        """What is waiting on this user, in words an administrator can act on."""
+        if self.state == NEEDS_RECONNECT:
+            return "the user must connect Outlook again"
+        if self.held_plan:
+            return "a sync held for confirmation (outlook-sync plan / confirm)"
+        if self.failures:
+            return f"retrying after {self.failures} failed sync(s)"
+        return ""
 
 
 def _iso(value: datetime | None) -> str | None:

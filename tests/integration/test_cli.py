@@ -107,6 +107,9 @@ def test_sync_of_a_user_whose_consent_was_revoked_exits_with_attention(env, caps
     env.control.expire_access_tokens(ALICE)
     code, out, _ = run(capsys, "sync", "--user", "1001", "--json")
     assert code == EXIT_ATTENTION and json.loads(out)["results"][0]["outcome"] == "needs_reconnect"
+    code, out, _ = run(capsys, "users", "--json")
+    (user,) = json.loads(out)["users"]
+    assert user["state"] == "needs_reconnect" and user["pending"] == "the user must connect Outlook again"
 
 
 def test_keygen_prints_a_valid_key_and_rotate_key_reseals_caches(env, capsys, monkeypatch):
