@@ -164,3 +164,45 @@ def test_no_token_code_secret_or_state_reaches_the_logs(stack, caplog):
         assert secret not in ours
     assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}", ours)  # no JWT (access or id token)
     assert "refresh_token" not in ours
+
+
+def test_throttling_and_dropped_connections_are_retried_and_nothing_is_lost(stack):
+    """SPEC section 7: 429 with a fractional Retry-After, 503/504 and a dropped page."""
+    stack.add_user(ALICE)
+    stack.connect("1001", ALICE)
+    for i in range(12):
+        stack.control.create_event(ALICE, single(f"Busy {i:02d}", 1 + i))
+    stack.control.inject_fault("429", count=2, upn=ALICE, retry_after=0.25)
+    stack.control.inject_fault("503", count=1, upn=ALICE)
+    stack.control.inject_fault("drop", count=1, upn=ALICE)
+    status = stack.sync_all()
+    assert status["recent_failures"] == []
+    assert titles(stack, "1001") == [f"Busy {i:02d}" for i in range(12)]
+    injected = [r for r in stack.control.requests_log() if r.get("fault")]
+    assert len(injected) >= 4  # every fault was really served, and survived
+
+
+def test_an_outage_longer_than_the_retries_backs_off_and_the_next_sync_catches_up(stack):
+    stack.add_user(ALICE)
+    stack.connect("1001", ALICE)
+    stack.control.create_event(ALICE, single("Before outage", 2))
+    stack.sync_all()
+    stack.control.create_event(ALICE, single("During outage", 3))
+    stack.control.inject_fault("503", count=50, upn=ALICE)
+    from core import service
+    from core.graph import GraphError
+    from core.sync import sync_user
+
+    ctx = service.sync_context(stack.app)
+    waits = []
+    ctx.sleep = waits.append  # the back-off is real; the test does not wait it out
+    with pytest.raises(GraphError) as info:
+        sync_user(ctx, "1001")
+    assert info.value.status == 503 and waits == [1.0, 2.0, 4.0, 8.0, 16.0]
+    user = stack.app.users.get("1001")
+    assert user.failures == 1 and "503" in user.last_error and user.next_due_at > stack.app.clock()
+    assert titles(stack, "1001") == ["Before outage"]  # nothing lost, nothing half-written
+    stack.control.clear_faults()
+    stack.sync_all()
+    assert titles(stack, "1001") == ["Before outage", "During outage"]
+    assert stack.app.users.get("1001").failures == 0
