@@ -35,6 +35,7 @@ from urllib.parse import quote
 from azure.core.exceptions import ResourceNotFoundError
 
 from core import outbound
+from core import logs
 from core.events import ConcurrencyConflict, EventChange, EventStore, LoadedEvent
 from core.graph import GraphClient, GraphError
 from core.model import Event, OutlookLink
@@ -350,8 +351,8 @@ class OutboundRunner:
             if plan.refused:
                 raise OutboundRejected(plan.refused, msg.operation_id)
             rec.event_id = plan.event_id
-            log.info("outbound plan", extra={"operation_id": msg.operation_id, "event_id": plan.event_id,
-                                              "steps": len(plan.steps), "attempt": attempt})
+            logs.info(log, "outbound plan", operation_id=msg.operation_id, event_id=plan.event_id,
+                steps=len(plan.steps), attempt=attempt)
             if loaded is None and plan.new_event is None and not plan.delete_event:
                 return Outcome("nothing", msg.operation_id, plan.event_id, 0, plan)
             directory = _directory(self.ctx, msg, loaded)
@@ -376,8 +377,8 @@ class OutboundRunner:
             try:
                 self.events.apply(change)
             except ConcurrencyConflict:
-                log.info("event changed meanwhile; re-planning", extra={"operation_id": msg.operation_id,
-                                                                        "event_id": plan.event_id})
+                logs.info(log, "event changed meanwhile; re-planning", operation_id=msg.operation_id,
+                    event_id=plan.event_id)
                 continue
             self.ctx.audit.record(msg.actor, self.clock(), [
                 {"kind": f"outbound {s.action}", "event_id": plan.event_id, "rule": s.rule,
@@ -407,8 +408,8 @@ class OutboundRunner:
         result = run_step(mailboxes(step.user_id), step, rec.progress)
         rec.progress[step.id] = result
         self.ops.save(rec, self.clock())
-        log.info("outbound step", extra={"operation_id": rec.key, "step": step.id, "rule": step.rule,
-                                         "user_id": step.user_id, "outcome": result.get("outcome")})
+        logs.info(log, "outbound step", operation_id=rec.key, step=step.id, rule=step.rule,
+            user_id=step.user_id, outcome=result.get("outcome"))
 
     def _observe(self, plan: OutboundPlan, loaded: LoadedEvent | None, directory: Mapping[str, DirectoryUser],
                  mailboxes: _Mailboxes, rec: OperationRecord) -> list[OutlookLink]:
@@ -429,7 +430,7 @@ class OutboundRunner:
                 link = link_from(raw, exp.user_id, event.id, exp.kind, segment_start=exp.segment_start,
                                  instance_start=exp.instance_start, evidence=evidence)
             except OutlookItemError as exc:
-                log.warning("outbound: cannot read back an item", extra={"error": str(exc)})
+                logs.warning(log, "outbound: cannot read back an item", error=str(exc))
                 return None
             prior = old.get((exp.user_id, link.outlook_id))
             if prior is not None and rec.before.get(link.outlook_id, prior.content_hash) != prior.content_hash:
@@ -531,7 +532,7 @@ def run_outbound(app: Any, body: str) -> str:
     key = message_key(body, data)
     rec = ops.get(key) or OperationRecord(key=key, message=json.dumps(data, sort_keys=True))
     if rec.status == "done":
-        log.info("outbound message already applied", extra={"operation_id": key})
+        logs.info(log, "outbound message already applied", operation_id=key)
         return "duplicate"
     try:
         msg = outbound.parse_message(data)
@@ -550,21 +551,21 @@ def run_outbound(app: Any, body: str) -> str:
         outcome = runner.run(msg, rec)
     except OutboundRejected as exc:
         _reject(ops, key, rec.message, exc.reason, app.clock(), rec)
-        log.warning("outbound message rejected", extra={"operation_id": key, "reason": exc.reason})
+        logs.warning(log, "outbound message rejected", operation_id=key, reason=exc.reason)
         raise BadMessage(f"outbound message {key}: {exc.reason}") from exc
     except GraphError as exc:
         rec.status = "failed" if not exc.transient else "running"
         rec.reason = f"Graph {exc.status} {exc.code}: {exc.message}"
         ops.save(rec, app.clock())
         if not exc.transient and exc.status not in (401,):
-            log.warning("outbound message failed", extra={"operation_id": key, "reason": rec.reason})
+            logs.warning(log, "outbound message failed", operation_id=key, reason=rec.reason)
             raise BadMessage(f"outbound message {key}: {rec.reason}") from exc
         raise
     rec.status = "done"
     rec.summary = f"{outcome.status}: {outcome.steps} Outlook write(s) planned"
     ops.save(rec, app.clock())
-    log.info("outbound message applied", extra={"operation_id": key, "event_id": outcome.event_id,
-                                                 "outcome": outcome.status, "steps": outcome.steps})
+    logs.info(log, "outbound message applied", operation_id=key, event_id=outcome.event_id,
+        outcome=outcome.status, steps=outcome.steps)
     return outcome.status
 
 
@@ -575,7 +576,7 @@ def _reject(ops: Operations, key: str, message: str, reason: str, now: datetime,
     rec.reason = reason
     rec.message = rec.message or message
     ops.save(rec, now)
-    log.warning("outbound message rejected", extra={"operation_id": key, "reason": reason})
+    logs.warning(log, "outbound message rejected", operation_id=key, reason=reason)
 
 
 def dry_run(app: Any, data: Mapping[str, Any]) -> OutboundPlan:
