@@ -32,6 +32,7 @@ from core.recurrence import (
     Range,
     Recurrence,
     RecurrenceError,
+    graph_property,
     occurrence_id_date,
     occurrence_start_on,
     parse_recurrence,
@@ -264,15 +265,7 @@ class OutlookItem:
         return getattr(self, name)
 
 
-def _get(obj: Mapping[str, Any], key: str) -> Any:
-    """A Graph property, matched case-insensitively (doc samples mix PascalCase)."""
-    if key in obj:
-        return obj[key]
-    folded = key.casefold()
-    for k, v in obj.items():
-        if isinstance(k, str) and k.casefold() == folded:
-            return v
-    return None
+_get = graph_property  # one case-insensitive reader of Graph JSON, shared with core.recurrence
 
 
 def _text(value: Any, *, item_id: str, name: str) -> str:

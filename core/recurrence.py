@@ -54,7 +54,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
-from typing import Final, Mapping
+from typing import Any, Final, Mapping
 from zoneinfo import ZoneInfo
 
 from dateutil import rrule as _rr
@@ -282,8 +282,8 @@ class Recurrence:
 # --------------------------------------------------------------------------- Graph JSON
 
 
-def _get(obj: Mapping[str, object], key: str) -> object:
-    """A Graph property, matched case-insensitively (beta samples use PascalCase)."""
+def graph_property(obj: Mapping[str, Any], key: str) -> Any:
+    """A Graph property, matched case-insensitively (doc and beta samples mix PascalCase)."""
     if key in obj:
         return obj[key]
     folded = key.casefold()
@@ -317,7 +317,7 @@ def parse_recurrence(obj: Mapping[str, object]) -> Recurrence:
     if not isinstance(obj, Mapping):
         raise RecurrenceError(f"recurrence must be an object, got {obj!r}",
                               field="recurrence", value=obj)
-    pattern_obj, range_obj = _get(obj, "pattern"), _get(obj, "range")
+    pattern_obj, range_obj = graph_property(obj, "pattern"), graph_property(obj, "range")
     if not isinstance(pattern_obj, Mapping):
         raise RecurrenceError(f"recurrence.pattern must be an object, got {pattern_obj!r}",
                               field="pattern", value=pattern_obj)
@@ -326,21 +326,21 @@ def parse_recurrence(obj: Mapping[str, object]) -> Recurrence:
                               field="range", value=range_obj)
 
     def number(src: Mapping[str, object], key: str) -> object:
-        value = _get(src, key)
+        value = graph_property(src, key)
         return 0 if value is None else value
 
     def text(src: Mapping[str, object], key: str, default: str) -> object:
-        value = _get(src, key)
+        value = graph_property(src, key)
         return default if value is None or value == "" else value
 
-    kind = _get(pattern_obj, "type")
+    kind = graph_property(pattern_obj, "type")
     if kind is None:
         raise RecurrenceError("pattern.type is required", field="pattern.type")
     interval = number(pattern_obj, "interval")
     if interval == 0:
         raise RecurrenceError("pattern.interval is required (>= 1)", field="pattern.interval",
-                              value=_get(pattern_obj, "interval"))
-    days = _get(pattern_obj, "daysOfWeek")
+                              value=graph_property(pattern_obj, "interval"))
+    days = graph_property(pattern_obj, "daysOfWeek")
     pattern = Pattern(
         type=kind,  # type: ignore[arg-type]
         interval=interval,  # type: ignore[arg-type]
@@ -351,18 +351,18 @@ def parse_recurrence(obj: Mapping[str, object]) -> Recurrence:
         first_day_of_week=text(pattern_obj, "firstDayOfWeek", "sunday"),  # type: ignore[arg-type]
     )
 
-    range_kind = _get(range_obj, "type")
+    range_kind = graph_property(range_obj, "type")
     if range_kind is None:
         raise RecurrenceError("range.type is required", field="range.type")
     range_kind = _choice(range_kind, "range.type", _RANGE_BY_FOLD)
-    start_raw = _get(range_obj, "startDate")
+    start_raw = graph_property(range_obj, "startDate")
     if start_raw is None:
         raise RecurrenceError("range.startDate is required", field="range.startDate")
-    end_raw = _get(range_obj, "endDate")
+    end_raw = graph_property(range_obj, "endDate")
     if range_kind == "endDate" and end_raw is None:
         raise RecurrenceError("range.endDate is required for an endDate range",
                               field="range.endDate")
-    zone = _get(range_obj, "recurrenceTimeZone")
+    zone = graph_property(range_obj, "recurrenceTimeZone")
     rng = Range(
         type=range_kind,
         start_date=_parse_date(start_raw, "range.startDate"),

@@ -53,8 +53,7 @@ def utc(*args: int) -> datetime:
 
 def load(name: str) -> dict:
     path = PAYLOADS / name
-    if not path.exists():
-        pytest.skip(f"shared payload {name} not available")
+    assert path.exists(), f"shared payload {name} is missing: ../shared/graph-payloads must sit beside the repo"
     return json.loads(path.read_text(encoding="utf-8"))
 
 
