@@ -951,6 +951,10 @@ class _Planner:
         for event in sorted(self.events.values(), key=lambda e: e.id):
             if event.meeting_uid != item.ical_uid or event.id in mine:
                 continue
+            if series is not None and item.is_organizer and not event.is_series:
+                self._take_over_provisional(event, item)
+                self._after_adopt(event.id, item, series)
+                return True
             seg = next((s for s in event.segments if s.start == item.start), event.segments[0])
             # scenario: another user's copy of this meeting is already synced: one event per meeting (A7)
             self.emit("link", event.id, "A7",
@@ -962,6 +966,21 @@ class _Planner:
             return True
         return self.adopt_instance_copy(item) if series is None else False
 
+    def _take_over_provisional(self, event: Event, master: OutlookItem) -> None:
+        """The organizer's series reaches an event that an invitee's one-instance copy
+        made first (C5): the event takes the series' pattern and fields; one event (A7)."""
+        old = event.segments[0]
+        new = _segment_of(master)
+        changes = {f: new.value(f) for f in (*FIELDS, "recurrence") if old.value(f) != new.value(f)}
+        # scenario: invitee synced a one-instance invitation before the organizer's series
+        self.emit("update_segment", event.id, "A7",
+                  f"the organizer's series '{master.title}' is the meeting this event was made for "
+                  f"from a one-instance invitation; it takes the series' pattern", segment_start=old.start,
+                  changes=changes)
+        self.emit("link", event.id, "A7", f"'{master.title}' (organizer's series) is linked to the meeting's event",
+                  link=_link_for(master, self.user, event.id, "series", segment_start=new.start,
+                                 evidence=f"A7: series iCalUId {master.ical_uid} named by a one-instance invitation"))
+
     def adopt_instance_copy(self, item: OutlookItem) -> bool:
         """A one-instance invitation from another user's series: a link, not a new event."""
         parts = instance_uid_parts(item.ical_uid)
@@ -972,7 +991,7 @@ class _Planner:
         event = next((e for e in sorted(self.events.values(), key=lambda e: e.id)
                       if e.meeting_uid == series_uid and e.id not in mine), None)
         if event is None:
-            return False
+            return self.create_provisional(item, series_uid, day)
         key = _instance_on(event, day) or _sec(item.start)
         # scenario: invited to one instance of a series (C5), or left with a single-instance
         # copy after the organizer changed the series time (O5): the same Communifire event,
@@ -982,6 +1001,25 @@ class _Planner:
                   link=_link_for(item, self.user, event.id, "instance", segment_start=None, instance_start=key,
                                  evidence=f"C5/A7: iCalUId names instance {day} of series {series_uid}"))
         self.rsvp_jobs.append((event.id, item))
+        return True
+
+    def create_provisional(self, item: OutlookItem, series_uid: str, day: date) -> bool:
+        """An invitation to one instance of a series not synced yet: the meeting's event,
+        under the series' identity, so the organizer's series joins it later (C5, A7)."""
+        event_id = self.new_id(f"meeting/{series_uid}")
+        if event_id in self.events:
+            return False
+        event = Event(id=event_id, organizer=item.organizer, segments=(_segment_of(item),),
+                      meeting_uid=series_uid, updated_at=self.now)
+        # scenario: invited to one instance of a series this app has not seen yet (C5)
+        self.emit("create_event", event_id, "C5",
+                  f"'{item.title}' is one instance ({day}) of a series not synced yet; it becomes the meeting's event",
+                  event=event)
+        self.emit("link", event_id, "C5", f"{self.user} is linked to the instance of {day}",
+                  link=_link_for(item, self.user, event_id, "instance", segment_start=None,
+                                 instance_start=_sec(item.start),
+                                 evidence=f"C5/A7: iCalUId names instance {day} of series {series_uid}"))
+        self.rsvp_jobs.append((event_id, item))
         return True
 
     def plan_instance_rsvp(self, event_id: str, item: OutlookItem, key: datetime) -> None:

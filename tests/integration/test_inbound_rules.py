@@ -249,3 +249,27 @@ def test_A7_organizer_and_attendee_syncing_a_new_meeting_at_once_get_one_event(a
     synced(alice)  # both users' jobs run in the same round
     a, b = only_event(alice, "1001"), only_event(alice, "1002")
     assert a["id"] == b["id"] and {l["user_id"] for l in a["outlook"]} == {"1001", "1002"}
+
+
+def test_C5_A7_an_invitee_who_syncs_a_one_instance_invitation_first_still_gets_one_event(alice):
+    assert alice.connect("1002", BOB).status_code == 200
+    synced(alice)
+    first = next_weekday(3, 1)
+    master = alice.control.create_event(ALICE, weekly_series("Launch prep", first, count=4))
+    alice.control.invite_occurrence(ALICE, master["id"], first + timedelta(weeks=2), [BOB])
+    alice.make_everyone_due()
+    from core import service
+    from core.sync import sync_user
+
+    sync_user(service.sync_context(alice.app), "1002", inline=True)  # the invitee first
+    assert only_event(alice, "1002")["title"] == "Launch prep"
+    synced(alice)  # then the organizer (and the invitee again)
+    a, b = only_event(alice, "1001"), only_event(alice, "1002")
+    assert a["id"] == b["id"] and len(a["instances"]) == 4
+    (bob_link,) = [l for l in b["outlook"] if l["user_id"] == "1002"]
+    assert bob_link["kind"] == "instance" and bob_link["instance_start"] == a["instances"][2]["original_start"]
+    from core.sync import plan_user
+
+    for user in ("1001", "1002"):
+        plan = plan_user(service.sync_context(alice.app), alice.app.users.get(user), alice.app.clock(), full=True).plan
+        assert plan.actions == (), plan.to_json()

@@ -261,3 +261,15 @@ def test_items_are_frozen_values():
     with pytest.raises(AttributeError):
         item.title = "x"  # type: ignore[misc]
     assert replace(item, title="x").title == "x"
+
+
+def test_C5_a_one_instance_invitation_names_its_series_and_date_in_its_icaluid():
+    from datetime import date
+
+    from core.outlook_items import instance_uid_parts
+
+    series = "040000008200E00074C5B7101A82E00800000000A1B2C3D4E5F6A7B80000000000000000100000007F"
+    instance = series[:32] + "07EA0C08" + series[40:]  # 2026-12-08 in bytes 16-19 (MS-OXOCAL)
+    assert instance_uid_parts(instance) == (series, date(2026, 12, 8))
+    assert instance_uid_parts(series) is None  # the series itself names no date
+    assert instance_uid_parts("not-an-exchange-uid") is None
