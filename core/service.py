@@ -10,10 +10,11 @@ from __future__ import annotations
 import html
 import logging
 import re
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any, Mapping
 
-from core import logs
-from core import auth
+from core import auth, logs
 from core.audit import AuditStore
 from core.bootstrap import App
 from core.events import EventStore
@@ -122,6 +123,9 @@ def enqueue_due(app: App) -> list[str]:
     now = app.clock()
     due = due_users(app.users.all(), now)
     for user in due:
+        # Claim the user for one interval first, so a slow sync is not queued again by the
+        # next tick (a finished sync sets the next due time itself).
+        app.users.save(replace(user, next_due_at=now + timedelta(minutes=app.settings.sync_interval_minutes)))
         app.storage.send("sync-jobs", {"v": 1, "user_id": user.user_id, "reason": "schedule", "at": now.isoformat()})
     app.flows.purge_expired(now)
     logs.info(log, "sync jobs enqueued", count=len(due))
@@ -151,4 +155,20 @@ def run_write(app: App, body: str) -> str:
     message = parse_message(body, app)
     if message.get("kind") != "event_change" or not isinstance(message.get("change"), dict):
         raise BadMessage(f"unknown writes message kind {message.get('kind')!r}")
-    return apply_event_change(sync_context(app), message)
+    try:
+        outcome = apply_event_change(sync_context(app), message)
+    except Exception:
+        # The delta position already moved past this change: whatever becomes of this
+        # message (retried or poisoned), the user's next sync is a full round that reads
+        # the change again, so nothing is lost (SPEC section 7).
+        forget_delta_position(app, str(message.get("user_id", "")))
+        raise
+    if '"payload_ref"' in body and message.get("message_id"):
+        app.storage.drop_payload(str(message["message_id"]))  # a large change sent by reference
+    return outcome
+
+
+def forget_delta_position(app: App, user_id: str) -> None:
+    user = app.users.get(user_id) if user_id else None
+    if user is not None and user.delta_link:
+        app.users.save(replace(user, delta_link="", delta_window_start=""))

@@ -206,3 +206,34 @@ def test_an_outage_longer_than_the_retries_backs_off_and_the_next_sync_catches_u
     stack.sync_all()
     assert titles(stack, "1001") == ["Before outage", "During outage"]
     assert stack.app.users.get("1001").failures == 0
+
+
+def test_a_change_too_large_for_a_queue_message_goes_by_reference_and_is_cleaned_up(stack):
+    stack.add_user(ALICE)
+    stack.connect("1001", ALICE)
+    agenda = "<p>" + " ".join(f"item {i}" for i in range(12_000)) + "</p>"  # ~100 KB of HTML
+    stack.control.create_event(ALICE, single("Long agenda", 2, body={"contentType": "html", "content": agenda}))
+    status = stack.sync_all()
+    assert status["recent_failures"] == []
+    (event,) = stack.calendar("1001")["events"]
+    assert event["title"] == "Long agenda"
+    loaded = stack.app.storage.table("Events").query_entities("RowKey ge 'seg|' and RowKey lt 'seg}'")
+    assert sum(int(e.get("BodyChunks", 0)) for e in loaded) >= 2  # the body was kept whole, in chunks
+    assert list(stack.app.storage.table("Payloads").list_entities()) == []
+
+
+def test_a_write_that_fails_makes_the_next_sync_a_full_round_so_nothing_is_lost(stack):
+    import json as _json
+
+    from core import service
+
+    stack.add_user(ALICE)
+    stack.connect("1001", ALICE)
+    stack.control.create_event(ALICE, single("First", 2))
+    stack.sync_all()
+    assert stack.app.users.get("1001").delta_link
+    broken = {"v": 1, "kind": "event_change", "message_id": "m1", "user_id": "1001",
+              "change": {"event_id": "x", "base_etag": 'W/"stale"', "upserts": {}, "deletes": []}}
+    with pytest.raises(Exception):
+        service.run_write(stack.app, _json.dumps(broken))
+    assert stack.app.users.get("1001").delta_link == ""
