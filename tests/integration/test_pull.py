@@ -234,6 +234,8 @@ def test_a_write_that_fails_makes_the_next_sync_a_full_round_so_nothing_is_lost(
     assert stack.app.users.get("1001").delta_link
     broken = {"v": 1, "kind": "event_change", "message_id": "m1", "user_id": "1001",
               "change": {"event_id": "x", "base_etag": 'W/"stale"', "upserts": {}, "deletes": []}}
-    with pytest.raises(Exception):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    with pytest.raises(ResourceNotFoundError):  # the event the change was planned on is gone
         service.run_write(stack.app, _json.dumps(broken))
     assert stack.app.users.get("1001").delta_link == ""
