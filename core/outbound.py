@@ -27,7 +27,7 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from typing import Any, Iterable, Mapping, Sequence
 

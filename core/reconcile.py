@@ -576,7 +576,9 @@ class _Planner:
         for event_id, item in self.rsvp_jobs:
             link = self.links.get(item.id)
             if link is not None and link.kind == "instance" and link.instance_start is not None:
-                self.plan_instance_rsvp(event_id, item, link.instance_start)
+                # scenario: the answer on a one-instance copy is an RSVP for that instance only (C5)
+                self._answer(event_id, item, "single", link.instance_start, "C5",
+                             f"the instance of {link.instance_start:%Y-%m-%d}")
             else:
                 self.plan_all_rsvp(event_id, item)
 
@@ -855,15 +857,23 @@ class _Planner:
             return None
         return next((r for r in event.rsvps if r.key == (self.user, scope, start)), None)
 
-    def plan_all_rsvp(self, event_id: str, item: OutlookItem) -> None:
+    def _answer(self, event_id: str, item: OutlookItem, scope: str, key: datetime | None, rule: str,
+                what: str) -> datetime | None:
+        """Record the mailbox owner's answer as an RSVP unless a newer one stands; returns its time."""
         if item.is_organizer or item.response not in _ANSWERS:
-            return
+            return None
         at = _sec(item.response_time or item.last_modified or self.now)
-        existing = self._rsvp(event_id, "all", None)
+        existing = self._rsvp(event_id, scope, key)
         if existing is None or (existing.response != item.response and at > existing.at):
-            # scenario: the user answered the whole event/series in Outlook (C4)
-            self.emit("set_rsvp", event_id, "C4", f"{self.user} answered '{item.response}' to all instances in Outlook",
-                      rsvp=Rsvp(self.user, "all", item.response, at))
+            self.emit("set_rsvp", event_id, rule, f"{self.user} answered '{item.response}' to {what} in Outlook",
+                      rsvp=Rsvp(self.user, scope, item.response, at, key))
+        return at
+
+    def plan_all_rsvp(self, event_id: str, item: OutlookItem) -> None:
+        # scenario: the user answered the whole event/series in Outlook (C4)
+        at = self._answer(event_id, item, "all", None, "C4", "all instances")
+        if at is None:
+            return
         event = self.events.get(event_id)
         for r in (event.rsvps if event else ()):
             if r.user_id == self.user and r.scope == "following" and r.at <= at:
@@ -1021,16 +1031,6 @@ class _Planner:
                                  evidence=f"C5/A7: iCalUId names instance {day} of series {series_uid}"))
         self.rsvp_jobs.append((event_id, item))
         return True
-
-    def plan_instance_rsvp(self, event_id: str, item: OutlookItem, key: datetime) -> None:
-        """The answer on a one-instance copy is an RSVP for that instance only (C5)."""
-        if item.is_organizer or item.response not in _ANSWERS:
-            return
-        at = _sec(item.response_time or item.last_modified or self.now)
-        existing = self._rsvp(event_id, "single", key)
-        if existing is None or (existing.response != item.response and at > existing.at):
-            self.emit("set_rsvp", event_id, "C5", f"{self.user} answered '{item.response}' to the instance of {key:%Y-%m-%d}",
-                      rsvp=Rsvp(self.user, "single", item.response, at, key))
 
     def _after_adopt(self, event_id: str, item: OutlookItem, series: OutlookSeries | None) -> None:
         if series is not None:

@@ -210,7 +210,7 @@ class Subscriptions:
         s = self.subs.get(sub_id)
         if s is None or s.expiration <= self.clock.now():
             self.subs.pop(sub_id, None)
-            raise GraphError(404, "ResourceNotFound", f"The object was not found.")
+            raise GraphError(404, "ResourceNotFound", "The object was not found.")
         if s.app_id != claims.get("appid"):
             raise GraphError(403, "ExtensionError", "Access is denied.")
         return s

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import json
-import pathlib
 
 import pytest
 
-PAYLOADS = pathlib.Path("/work/shared/graph-payloads")
+from tests.payloads import PAYLOADS  # noqa: E402 - shared/ beside the repo
 WINDOW = "startDateTime=2030-01-01T00:00:00Z&endDateTime=2030-02-01T00:00:00Z"
 
 

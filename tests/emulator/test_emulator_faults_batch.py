@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import pathlib
 import threading
 
 import pytest
 import requests
 
-PAYLOADS = pathlib.Path("/work/shared/graph-payloads")
+from tests.payloads import PAYLOADS  # noqa: E402 - shared/ beside the repo
 
 
 @pytest.fixture

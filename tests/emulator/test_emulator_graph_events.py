@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import pathlib
 import re
 
 import pytest
 
-PAYLOADS = pathlib.Path("/work/shared/graph-payloads")
+from tests.payloads import PAYLOADS  # noqa: E402 - shared/ beside the repo
 DT7 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}$")
 GUID = "{00020329-0000-0000-C000-000000000046}"
 PROP_ID = f"String {GUID} Name CommunifireEventId"

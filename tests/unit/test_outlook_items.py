@@ -1,5 +1,5 @@
 """Unit tests for core.outlook_items: Graph event JSON (the real payloads in
-/work/shared/graph-payloads) normalised into OutlookItem values, the content hash
+shared/graph-payloads beside the repo) normalised into OutlookItem values, the content hash
 (rules A9, D1), and build_snapshot."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import date, datetime, timezone
-from pathlib import Path
 
 import pytest
 
@@ -25,7 +24,7 @@ from core.outlook_items import (
     recurrence_to_json,
 )
 
-PAYLOADS = Path("/work/shared/graph-payloads")
+from tests.payloads import PAYLOADS  # noqa: E402 - shared/ beside the repo
 UTC = timezone.utc
 
 

@@ -464,7 +464,7 @@ def test_A2_b_a_split_of_a_series_never_synced_gives_separate_events():
 
 def test_A2_c_a_same_subject_series_that_does_not_take_over_is_a_new_event():
     outlook = FakeOutlook()
-    sid = outlook.create_series("Standup", at(6), end_date=date(2026, 2, 27))
+    outlook.create_series("Standup", at(6), end_date=date(2026, 2, 27))
     sync = Sync(outlook)
     sync.run()
     outlook.create_series("Standup", at(20, 16), end_date=date(2026, 3, 27))  # the original was not cut
