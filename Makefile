@@ -27,6 +27,7 @@ $(NODE_STAMP): package.json package-lock.json
 setup: $(STAMP) $(NODE_STAMP)
 
 test: setup
+	$(BIN)/lint-imports --no-cache
 	bash infra/check.sh
 	$(BIN)/python -m pytest -q
 

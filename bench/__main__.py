@@ -74,9 +74,9 @@ def synthetic_mailbox(now: datetime, singles: int = 500, series: int = 50):
 
 
 def planning() -> dict[str, float]:
-    from core import outlook_items, reconcile
-    from core.model import UserState
-    from core.sync import window_for
+    from core.plan import outlook_items, reconcile
+    from core.plan.model import UserState
+    from core.app.sync import window_for
 
     now = datetime.now(timezone.utc)
     window = window_for(now)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from core.cli import print_calendar
+from core.cli.main import print_calendar
 from devhost.services import Azurite
 from devhost.stack import Stack
 

@@ -18,9 +18,9 @@ from typing import Any, Callable
 
 import requests
 
-from core.bootstrap import App, set_app, utcnow
-from core.crypto import new_key
-from core.settings import Settings, parse_settings
+from core.app.bootstrap import App, set_app, utcnow
+from core.adapters.crypto import new_key
+from core.config.settings import Settings, parse_settings
 from devhost.host import LocalHost
 from devhost.services import ROOT
 
@@ -128,7 +128,7 @@ class Stack:
             self.app.users.save(replace(user, next_due_at=None))
 
     def calendar(self, user_id: str) -> dict[str, Any]:
-        from core.cli import load_calendar
+        from core.cli.main import load_calendar
 
         return load_calendar(self.app, user_id)
 

@@ -1,1 +1,1 @@
-"""Trigger packages: one Blueprint each, thin adapters over core.service."""
+"""Trigger packages: one Blueprint each, thin adapters over core.app.service."""

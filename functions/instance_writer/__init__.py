@@ -5,8 +5,8 @@ import logging
 
 import azure.functions as func
 
-from core import logs, outbound_exec, service
-from core.bootstrap import get_app
+from core.app import outbound_exec, service
+from core.app.bootstrap import get_app
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -15,10 +15,10 @@ log = logging.getLogger(__name__)
 @bp.queue_trigger(arg_name="msg", queue_name="writes", connection="AzureWebJobsStorage")
 def apply_writes(msg: func.QueueMessage) -> None:
     outcome = service.run_write(get_app(), msg.get_body().decode("utf-8"))
-    logs.info(log, "write applied", message_id=msg.id, outcome=outcome, dequeue_count=msg.dequeue_count)
+    service.logs.info(log, "write applied", message_id=msg.id, outcome=outcome, dequeue_count=msg.dequeue_count)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name="outbound", connection="AzureWebJobsStorage")
 def apply_outbound(msg: func.QueueMessage) -> None:
     outcome = outbound_exec.run_outbound(get_app(), msg.get_body().decode("utf-8"))
-    logs.info(log, "outbound message done", message_id=msg.id, outcome=outcome, dequeue_count=msg.dequeue_count)
+    service.logs.info(log, "outbound message done", message_id=msg.id, outcome=outcome, dequeue_count=msg.dequeue_count)

@@ -4,10 +4,8 @@ import json
 
 import azure.functions as func
 
-from core import service
-from core.auth import SyncDisabled
-from core.bootstrap import get_app
-from core.settings import SettingsError
+from core.app import service
+from core.app.bootstrap import get_app
 
 bp = func.Blueprint()
 
@@ -23,9 +21,9 @@ def oauth_connect(req: func.HttpRequest) -> func.HttpResponse:
         url = service.connect_url(get_app(), req.params.get("user"))
     except service.BadRequest as exc:
         return _json(400, {"error": "bad_request", "message": str(exc)})
-    except SyncDisabled as exc:
+    except service.SyncDisabled as exc:
         return _json(403, {"error": "sync_disabled", "message": str(exc)})
-    except SettingsError as exc:
+    except service.SettingsError as exc:
         return _json(503, {"error": "misconfigured", "message": str(exc)})
     if req.params.get("redirect") in ("1", "true"):
         return func.HttpResponse(status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
@@ -36,7 +34,7 @@ def oauth_connect(req: func.HttpRequest) -> func.HttpResponse:
 def oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
     try:
         result = service.callback(get_app(), dict(req.params))
-    except SettingsError:
+    except service.SettingsError:
         result = service.auth.outcome("disabled")
     return func.HttpResponse(service.callback_page(result), status_code=result.status, mimetype="text/html",
                              headers=service.CALLBACK_HEADERS)
@@ -54,6 +52,6 @@ def oauth_disconnect(req: func.HttpRequest) -> func.HttpResponse:
         existed = service.disconnect(get_app(), user)
     except service.BadRequest as exc:
         return _json(400, {"error": "bad_request", "message": str(exc)})
-    except SettingsError as exc:
+    except service.SettingsError as exc:
         return _json(503, {"error": "misconfigured", "message": str(exc)})
     return _json(200, {"disconnected": True, "was_connected": existed})

@@ -10,8 +10,8 @@ from azure.functions.timer import TimerRequest
 
 import function_app
 from devhost.host import functions_of
-from core.service import BadMessage
-from core.users import CONNECTED, UserRecord
+from core.app.service import BadMessage
+from core.adapters.users import CONNECTED, UserRecord
 
 pytestmark = pytest.mark.slow
 

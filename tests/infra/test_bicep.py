@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import SETTING_HELP
+from core.config.settings import SETTING_HELP
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -217,7 +217,7 @@ def test_every_app_setting_is_present() -> None:
 
 
 def test_every_setting_the_app_reads_is_provided_in_azure() -> None:
-    # core/settings.py is the app's list; a new setting there must reach Azure too.
+    # core/config/settings.py is the app's list; a new setting there must reach Azure too.
     missing = set(SETTING_HELP) - NOT_SET_IN_AZURE - set(app_settings())
     assert not missing, f"settings the app reads but infra does not set: {sorted(missing)}"
 

@@ -6,9 +6,9 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from core import service
-from core.outbound_exec import run_outbound
-from core.sync import plan_user
+from core.app import service
+from core.app.outbound_exec import run_outbound
+from core.app.sync import plan_user
 
 ALICE, BOB, CAROL = "alice@contoso.com", "bob@contoso.com", "carol@contoso.com"
 USERS = {"1001": ALICE, "1002": BOB, "1003": CAROL}

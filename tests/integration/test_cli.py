@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from core.cli import EXIT_ATTENTION, EXIT_FAIL, EXIT_OK, EXIT_USAGE, main
-from core.settings import parse_encryption_keys
+from core.cli.main import EXIT_ATTENTION, EXIT_FAIL, EXIT_OK, EXIT_USAGE, main
+from core.config.settings import parse_encryption_keys
 
 pytestmark = pytest.mark.slow
 ALICE = "alice@contoso.com"
@@ -116,8 +116,8 @@ def test_keygen_prints_a_valid_key_and_rotate_key_reseals_caches(env, capsys, mo
     connected(env)
     code, key, _ = run(capsys, "keygen", "--kid", "k2")
     assert code == EXIT_OK and parse_encryption_keys(key.strip())[0][0] == "k2"
-    from core.bootstrap import App, set_app
-    from core.settings import parse_settings
+    from core.app.bootstrap import App, set_app
+    from core.config.settings import parse_settings
 
     rotated = dict(env.environ, TokenEncryptionKey=f"{key.strip()},{env.environ['TokenEncryptionKey']}")
     set_app(App(parse_settings(rotated)))
@@ -128,7 +128,7 @@ def test_keygen_prints_a_valid_key_and_rotate_key_reseals_caches(env, capsys, mo
 
 
 def test_invalid_settings_exit_with_usage_code_and_a_pointer_to_doctor(env, capsys, monkeypatch):
-    from core.bootstrap import set_app
+    from core.app.bootstrap import set_app
 
     set_app(None)
     monkeypatch.setenv("TokenEncryptionKey", "garbage")

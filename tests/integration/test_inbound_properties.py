@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import service
-from core.sync import plan_user
+from core.app import service
+from core.app.sync import plan_user
 
 pytestmark = pytest.mark.slow
 ALICE = "alice@contoso.com"

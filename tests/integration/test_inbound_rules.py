@@ -139,8 +139,8 @@ def test_D1_re_sending_a_series_with_no_real_change_plans_nothing(alice):
     master = alice.control.create_event(ALICE, weekly_series("Ops", first, count=4))
     synced(alice)
     alice.control.update_event(ALICE, master["id"], {"subject": "Ops"})  # new changeKey, same content
-    from core import service
-    from core.sync import plan_user
+    from core.app import service
+    from core.app.sync import plan_user
 
     plan = plan_user(service.sync_context(alice.app), alice.app.users.get("1001"), alice.app.clock(), full=True).plan
     assert plan.actions == ()  # rule A9: a new changeKey alone is not a change
@@ -152,8 +152,8 @@ def test_a_second_sync_after_many_outlook_edits_plans_nothing(alice):
     alice.control.edit_occurrence(ALICE, master["id"], first + timedelta(weeks=1), {"subject": "Mixed*"})
     alice.control.delete_occurrence(ALICE, master["id"], first + timedelta(weeks=2))
     synced(alice)
-    from core import service
-    from core.sync import plan_user
+    from core.app import service
+    from core.app.sync import plan_user
 
     plan = plan_user(service.sync_context(alice.app), alice.app.users.get("1001"), alice.app.clock(), full=True).plan
     assert plan.actions == ()
@@ -258,8 +258,8 @@ def test_C5_A7_an_invitee_who_syncs_a_one_instance_invitation_first_still_gets_o
     master = alice.control.create_event(ALICE, weekly_series("Launch prep", first, count=4))
     alice.control.invite_occurrence(ALICE, master["id"], first + timedelta(weeks=2), [BOB])
     alice.make_everyone_due()
-    from core import service
-    from core.sync import sync_user
+    from core.app import service
+    from core.app.sync import sync_user
 
     sync_user(service.sync_context(alice.app), "1002", inline=True)  # the invitee first
     assert only_event(alice, "1002")["title"] == "Launch prep"
@@ -268,7 +268,7 @@ def test_C5_A7_an_invitee_who_syncs_a_one_instance_invitation_first_still_gets_o
     assert a["id"] == b["id"] and len(a["instances"]) == 4
     (bob_link,) = [l for l in b["outlook"] if l["user_id"] == "1002"]
     assert bob_link["kind"] == "instance" and bob_link["instance_start"] == a["instances"][2]["original_start"]
-    from core.sync import plan_user
+    from core.app.sync import plan_user
 
     for user in ("1001", "1002"):
         plan = plan_user(service.sync_context(alice.app), alice.app.users.get(user), alice.app.clock(), full=True).plan

@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from core import service
-from core.cli_outbound import poison_entries, replay
-from core.events import EventStore
-from core.outbound import parse_message
-from core.outbound_exec import OperationRecord, Operations, OutboundRunner, run_outbound
-from core.service import BadMessage
+from core.app import service
+from core.cli.outbound import poison_entries, replay
+from core.adapters.events import EventStore
+from core.plan.outbound import parse_message
+from core.app.outbound_exec import OperationRecord, Operations, OutboundRunner, run_outbound
+from core.app.service import BadMessage
 from tests.integration.outbound_helpers import (
     ALICE, BOB, CAROL, Communifire, assert_no_echo, connect_all, day0, event_doc, live, z,
 )

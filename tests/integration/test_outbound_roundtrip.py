@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.service import BadMessage
+from core.app.service import BadMessage
 from tests.integration.outbound_helpers import (
     BOB, CAROL, Communifire, assert_no_echo, connect_all, day0, live,
 )

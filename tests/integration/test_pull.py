@@ -103,7 +103,7 @@ def test_a_revoked_consent_marks_the_user_needs_reconnect_and_keeps_their_data(s
 
 
 def test_disabled_sync_runs_nothing(make_stack):
-    from core.users import CONNECTED, UserRecord
+    from core.adapters.users import CONNECTED, UserRecord
 
     stack = make_stack(sync_enabled=False)
     stack.app.users.save(UserRecord("1001", CONNECTED, upn=ALICE))  # connected before sync was turned off
@@ -189,9 +189,9 @@ def test_an_outage_longer_than_the_retries_backs_off_and_the_next_sync_catches_u
     stack.sync_all()
     stack.control.create_event(ALICE, single("During outage", 3))
     stack.control.inject_fault("503", count=50, upn=ALICE)
-    from core import service
-    from core.graph import GraphError
-    from core.sync import sync_user
+    from core.app import service
+    from core.adapters.graph import GraphError
+    from core.app.sync import sync_user
 
     ctx = service.sync_context(stack.app)
     waits = []
@@ -225,7 +225,7 @@ def test_a_change_too_large_for_a_queue_message_goes_by_reference_and_is_cleaned
 def test_a_write_that_fails_makes_the_next_sync_a_full_round_so_nothing_is_lost(stack):
     import json as _json
 
-    from core import service
+    from core.app import service
 
     stack.add_user(ALICE)
     stack.connect("1001", ALICE)

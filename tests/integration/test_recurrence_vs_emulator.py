@@ -15,9 +15,9 @@ import requests
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from core.recurrence import expand, parse_recurrence
-from core.sync import window_for
-from core.timezones import parse_utc, resolve_zone
+from core.plan.recurrence import expand, parse_recurrence
+from core.app.sync import window_for
+from core.plan.timezones import parse_utc, resolve_zone
 
 DAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
 ZONES = ["GMT Standard Time", "Pacific Standard Time", "AUS Eastern Standard Time", "Europe/Berlin",

@@ -2,7 +2,7 @@
 
 It behaves the way SPEC section 4 and GRAPH.md say Outlook does, as a person would use
 it, and renders what the shell would gather (Graph-shaped JSON for
-``core.outlook_items.build_snapshot``):
+``core.plan.outlook_items.build_snapshot``):
 
 - O1: editing one occurrence makes an exception keyed by its original start;
 - O2: "this and all following" ends the series the day before and starts a new,
@@ -14,7 +14,7 @@ it, and renders what the shell would gather (Graph-shaped JSON for
 - every change bumps the changeKey and lastModifiedDateTime; ``touch`` bumps the
   changeKey alone (A9).
 
-Occurrences are generated here independently of ``core.recurrence`` (a plain day-by-day
+Occurrences are generated here independently of ``core.plan.recurrence`` (a plain day-by-day
 walk in the series' zone, daily and weekly patterns only), so tests can check that the
 planner's expansion agrees with what "Outlook" shows.
 """
@@ -27,8 +27,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from core.outlook_items import APP_EVENT_ID_PROPERTY, OutlookSnapshot, build_snapshot
-from core.model import Window
+from core.plan.outlook_items import APP_EVENT_ID_PROPERTY, OutlookSnapshot, build_snapshot
+from core.plan.model import Window
 
 UTC = timezone.utc
 _WINDOWS_TO_IANA = {  # the few zones the tests use (the engine itself uses tzlocal's table)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from core.crypto import CryptoError, Sealer, new_key
-from core.settings import parse_encryption_keys
+from core.adapters.crypto import CryptoError, Sealer, new_key
+from core.config.settings import parse_encryption_keys
 
 
 def sealer(*raw):

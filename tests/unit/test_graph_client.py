@@ -6,7 +6,7 @@ import json
 import pytest
 import requests
 
-from core.graph import DeltaExpired, GraphClient, GraphError, RetryPolicy
+from core.adapters.graph import DeltaExpired, GraphClient, GraphError, RetryPolicy
 
 
 class ScriptedSession(requests.Session):

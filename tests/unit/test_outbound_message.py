@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from core.outbound import MessageError, parse_message
-from core.producer import InvalidMessage, OutboundProducer, encode, schema, validate
+from core.plan.outbound import MessageError, parse_message
+from core.app.producer import InvalidMessage, OutboundProducer, encode, schema, validate
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "docs" / "examples" / "outbound").glob("*.json"))
 
@@ -141,7 +141,7 @@ def test_validate_agrees_with_the_parser_on_a_semantic_error_the_schema_cannot_s
 def test_the_cli_commands_parse_as_the_lead_wires_them_into_build_parser():
     import argparse
 
-    from core.cli_outbound import add_commands, cmd_enqueue, cmd_poison_list, cmd_poison_replay
+    from core.cli.outbound import add_commands, cmd_enqueue, cmd_poison_list, cmd_poison_replay
 
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers(dest="command", required=True))
@@ -154,7 +154,7 @@ def test_the_cli_commands_parse_as_the_lead_wires_them_into_build_parser():
 def test_enqueue_refuses_an_invalid_file_with_exit_code_2_and_sends_nothing(tmp_path, capsys):
     import argparse
 
-    from core.cli_outbound import cmd_enqueue
+    from core.cli.outbound import cmd_enqueue
 
     bad = tmp_path / "m.json"
     bad.write_text(json.dumps({**example("create"), "v": 9}))

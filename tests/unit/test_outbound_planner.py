@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from core.model import Attendee, Event, InstanceException, OutlookLink, Rsvp, Segment
-from core.outbound import DirectoryUser, parse_message, plan_outbound, plan_title_fixes, transaction_id
-from core.recurrence import parse_recurrence
+from core.plan.model import Attendee, Event, InstanceException, OutlookLink, Rsvp, Segment
+from core.plan.outbound import DirectoryUser, parse_message, plan_outbound, plan_title_fixes, transaction_id
+from core.plan.recurrence import parse_recurrence
 
 UTC = timezone.utc
 PROP = "String {00000000-0000-0000-0000-000000000000} Name CommunifireEventId"

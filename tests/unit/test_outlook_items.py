@@ -1,4 +1,4 @@
-"""Unit tests for core.outlook_items: Graph event JSON (the real payloads in
+"""Unit tests for core.plan.outlook_items: Graph event JSON (the real payloads in
 shared/graph-payloads beside the repo) normalised into OutlookItem values, the content hash
 (rules A9, D1), and build_snapshot."""
 
@@ -10,8 +10,8 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from core.model import Attendee, Window
-from core.outlook_items import (
+from core.plan.model import Attendee, Window
+from core.plan.outlook_items import (
     APP_EVENT_ID_PROPERTY,
     OutlookItemError,
     build_snapshot,
@@ -265,7 +265,7 @@ def test_items_are_frozen_values():
 def test_C5_a_one_instance_invitation_names_its_series_and_date_in_its_icaluid():
     from datetime import date
 
-    from core.outlook_items import instance_uid_parts
+    from core.plan.outlook_items import instance_uid_parts
 
     series = "040000008200E00074C5B7101A82E00800000000A1B2C3D4E5F6A7B80000000000000000100000007F"
     instance = series[:32] + "07EA0C08" + series[40:]  # 2026-12-08 in bytes 16-19 (MS-OXOCAL)

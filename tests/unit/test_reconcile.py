@@ -1,4 +1,4 @@
-"""Scenario tests for core.reconcile: one per rule, driven through the pure fake Outlook
+"""Scenario tests for core.plan.reconcile: one per rule, driven through the pure fake Outlook
 (tests/unit/fakes_outlook.py) the way a person would use Outlook, then planned, applied
 and re-planned (a converged state must plan nothing: STYLE rule 10)."""
 
@@ -11,10 +11,10 @@ from datetime import date, datetime, time, timedelta, timezone
 import pytest
 from fakes_outlook import FakeOutlook
 
-from core.model import Event, OutlookLink, Rsvp, Segment, UserState, Window
-from core.outlook_items import build_snapshot, content_hash, content_of
-from core.reconcile import Plan, ReconcileError, SafetyPolicy, apply_plan, plan_inbound
-from core.rows import event_rows, rows_to_event
+from core.plan.model import Event, OutlookLink, Rsvp, Segment, UserState, Window
+from core.plan.outlook_items import build_snapshot, content_hash, content_of
+from core.plan.reconcile import Plan, ReconcileError, SafetyPolicy, apply_plan, plan_inbound
+from core.adapters.rows import event_rows, rows_to_event
 
 UTC = timezone.utc
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -298,7 +298,7 @@ def test_D2_the_newer_change_wins_between_outlook_and_communifire():
     outlook.edit_occurrence(sid, at(8), title="Outlook title")
     outlook_time = outlook.items[sid].exceptions[at(8)].modified
     event = sync.event()
-    from core.model import InstanceException
+    from core.plan.model import InstanceException
 
     newer = InstanceException(at(8), {"title": "Communifire title"}, outlook_time + timedelta(hours=1), "communifire")
     with_other_events(sync, {event.id: replace(event, exceptions={at(8): newer})})

@@ -1,4 +1,4 @@
-"""Hypothesis properties of core.reconcile (STYLE rule 10), driven by the pure fake Outlook:
+"""Hypothesis properties of core.plan.reconcile (STYLE rule 10), driven by the pure fake Outlook:
 
 - idempotence: a second plan with no change is empty;
 - convergence: after any random sequence of Outlook edits, plan -> apply -> re-plan is
@@ -6,7 +6,7 @@
 - uniqueness: no sequence of edits duplicates an event: one Communifire event per real
   series chain (a series and the series split off it by "this and all following" with
   the same subject, rules A1/A2), and every live Outlook item is linked to one event;
-- expansion: ``core.recurrence.expand`` agrees with the occurrences the fake shows
+- expansion: ``core.plan.recurrence.expand`` agrees with the occurrences the fake shows
   (an independent day-by-day walk), across zones with DST changes.
 """
 
@@ -21,11 +21,11 @@ from fakes_outlook import DAY_NAMES, FakeOutlook, _WINDOWS_TO_IANA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.model import UserState, Window
-from core.outlook_items import parse_item
-from core.reconcile import SafetyPolicy, apply_plan, plan_inbound
-from core.recurrence import expand
-from core.rows import event_rows, rows_to_event
+from core.plan.model import UserState, Window
+from core.plan.outlook_items import parse_item
+from core.plan.reconcile import SafetyPolicy, apply_plan, plan_inbound
+from core.plan.recurrence import expand
+from core.adapters.rows import event_rows, rows_to_event
 
 UTC = timezone.utc
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Unit and property tests for core.recurrence: Graph's patternedRecurrence, expansion
+"""Unit and property tests for core.plan.recurrence: Graph's patternedRecurrence, expansion
 in the series' own zone, window edges, numbered ranges (D4) and series splits (O2)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from core import recurrence
-from core.recurrence import (
+from core.plan import recurrence
+from core.plan.recurrence import (
     DAYS_OF_WEEK,
     INDEXES,
     Pattern,
@@ -34,7 +34,7 @@ from core.recurrence import (
     to_graph,
     truncate_before,
 )
-from core.timezones import UTC, parse_graph_datetime, parse_utc, resolve_zone
+from core.plan.timezones import UTC, parse_graph_datetime, parse_utc, resolve_zone
 
 from tests.payloads import PAYLOADS  # noqa: E402 - shared/ beside the repo
 LONDON = ZoneInfo("Europe/London")

@@ -2,9 +2,9 @@
 
 from datetime import date, datetime, timedelta, timezone
 
-from core.model import Attendee, Event, InstanceException, OutlookLink, Rsvp, Segment
-from core.recurrence import Pattern, Range, Recurrence
-from core.rows import ROOT, diff_rows, event_rows, rows_to_event
+from core.plan.model import Attendee, Event, InstanceException, OutlookLink, Rsvp, Segment
+from core.plan.recurrence import Pattern, Range, Recurrence
+from core.adapters.rows import ROOT, diff_rows, event_rows, rows_to_event
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
 

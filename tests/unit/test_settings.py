@@ -2,8 +2,8 @@
 
 import pytest
 
-from core.crypto import new_key
-from core.settings import SettingsError, mask, parse_settings
+from core.adapters.crypto import new_key
+from core.config.settings import SettingsError, mask, parse_settings
 
 GOOD = {
     "OutlookApiClientID": "11111111-2222-3333-4444-555555555555",

@@ -1,4 +1,4 @@
-"""Unit tests for core.timezones: zone names, Graph date-time parsing and formatting."""
+"""Unit tests for core.plan.timezones: zone names, Graph date-time parsing and formatting."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from tzlocal.windows_tz import win_tz
 
-from core.timezones import (
+from core.plan.timezones import (
     MAX_UTC,
     MIN_UTC,
     UTC,

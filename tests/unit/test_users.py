@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
-from core.users import CONNECTED, NEEDS_RECONNECT, UserRecord, after_failure, after_success, due_users
+from core.adapters.users import CONNECTED, NEEDS_RECONNECT, UserRecord, after_failure, after_success, due_users
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from core.model import Event, OutlookLink, Window
-from core.recurrence import expand, to_graph
-from core.rows import iso
+from core.plan.model import Event, OutlookLink, Window
+from core.plan.recurrence import expand, to_graph
+from core.plan.outlook_items import iso
 
 SHAPE_VERSION = 1
 

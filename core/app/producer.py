@@ -6,7 +6,7 @@ Schema and the app's own parser, then put the UTF-8 JSON on the ``outbound`` que
 *base64-encoded* (``TextBase64EncodePolicy``), which is what the Functions queue trigger
 expects by default (AZURE.md section 1: an unencoded message lands in the poison queue).
 
-    from core.producer import OutboundProducer
+    from core.app.producer import OutboundProducer
     producer = OutboundProducer.from_connection_string(conn)
     producer.send(message_dict)
 """
@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "outbound-message.v1.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "outbound-message.v1.schema.json"
 QUEUE = "outbound"
 MAX_BYTES = 48_000  # a queue message is at most 64 KiB once base64-encoded
 
@@ -50,7 +50,7 @@ def validate(message: Mapping[str, Any]) -> None:
     ]
     if problems:
         raise InvalidMessage(problems)
-    from core.outbound import MessageError, parse_message
+    from core.plan.outbound import MessageError, parse_message
 
     try:
         parse_message(message)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Mapping
 
-from core.model import (
+from core.plan.model import (
     FIELDS,
     TIME_FIELDS,
     Event,
@@ -44,7 +44,7 @@ from core.model import (
     frozen_map,
     require_aware,
 )
-from core.outlook_items import (
+from core.plan.outlook_items import (
     OutlookItem,
     OutlookSeries,
     OutlookSnapshot,
@@ -56,8 +56,8 @@ from core.outlook_items import (
     recurrence_from_json,
     recurrence_to_json,
 )
-from core.recurrence import Recurrence, RecurrenceError, expand, last_occurrence, occurrence_dates, restart_from
-from core.timezones import UTC, TimeZoneError, resolve_zone
+from core.plan.recurrence import Recurrence, RecurrenceError, expand, last_occurrence, occurrence_dates, restart_from
+from core.plan.timezones import UTC, TimeZoneError, resolve_zone
 
 __all__ = [
     "ACTION_KINDS",

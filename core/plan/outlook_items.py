@@ -11,10 +11,10 @@ Owns:
   stable hash. "Changed" means this hash changed (STYLE rule 5): a new changeKey or
   lastModifiedDateTime alone is no change (rules A9, D1);
 - ``OutlookSeries``/``OutlookSnapshot``/``build_snapshot``: what the shell gathered for a
-  user's window, as values the planner (``core.reconcile``) reads.
+  user's window, as values the planner (``core.plan.reconcile``) reads.
 
 Invariants: pure (no I/O, no clock); values are frozen; every datetime is aware UTC;
-attendees are sorted by e-mail and unique; responses use ``core.model.RESPONSES``
+attendees are sorted by e-mail and unique; responses use ``core.plan.model.RESPONSES``
 (Graph's ``tentativelyAccepted`` -> ``tentative``, ``notResponded`` -> ``none``).
 """
 
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
-from core.model import FIELDS, Attendee, ModelError, Window, frozen_map
-from core.recurrence import (
+from core.plan.model import FIELDS, Attendee, ModelError, Window, frozen_map
+from core.plan.recurrence import (
     Pattern,
     Range,
     Recurrence,
@@ -37,7 +37,7 @@ from core.recurrence import (
     occurrence_start_on,
     parse_recurrence,
 )
-from core.timezones import MIN_UTC, TimeZoneError, is_sentinel, is_unset_zone, parse_graph_datetime, parse_utc, resolve_zone
+from core.plan.timezones import MIN_UTC, TimeZoneError, is_sentinel, is_unset_zone, parse_graph_datetime, parse_utc, resolve_zone
 
 __all__ = [
     "APP_EVENT_ID_PROPERTY",
@@ -108,7 +108,7 @@ def _from_iso(value: str) -> datetime:
 
 
 def recurrence_to_json(rec: Recurrence | None) -> dict[str, Any] | None:
-    """A recurrence as canonical JSON (the same shape ``core.rows`` stores)."""
+    """A recurrence as canonical JSON (the same shape ``core.adapters.rows`` stores)."""
     if rec is None:
         return None
     p, r = rec.pattern, rec.range
@@ -265,7 +265,7 @@ class OutlookItem:
         return getattr(self, name)
 
 
-_get = graph_property  # one case-insensitive reader of Graph JSON, shared with core.recurrence
+_get = graph_property  # one case-insensitive reader of Graph JSON, shared with core.plan.recurrence
 
 
 def _text(value: Any, *, item_id: str, name: str) -> str:

@@ -1,7 +1,7 @@
 """CLI commands for the outbound queue: ``enqueue FILE.json``, ``poison list``, ``poison replay ID``.
 
-``add_commands(subparsers)`` is called from ``core.cli.build_parser``. Exit codes follow
-``core.cli``: 0 done, 1 failed, 2 bad usage or an invalid message.
+``add_commands(subparsers)`` is called from ``core.cli.main.build_parser``. Exit codes follow
+``core.cli.main``: 0 done, 1 failed, 2 bad usage or an invalid message.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def _app():
-    from core.bootstrap import get_app
+    from core.app.bootstrap import get_app
 
     return get_app()
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
-    from core.producer import InvalidMessage, encode, validate
+    from core.app.producer import InvalidMessage, encode, validate
 
     try:
         message = json.loads(Path(args.file).read_text(encoding="utf-8"))
@@ -43,7 +43,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 def poison_entries(app: Any, queue: str = "outbound") -> list[dict[str, Any]]:
     """Poison-queue messages joined with their operation record (reason, status)."""
-    from core.outbound_exec import Operations, message_key
+    from core.app.outbound_exec import Operations, message_key
 
     ops = Operations(app.storage)
     out = []
@@ -85,7 +85,7 @@ def cmd_poison_list(args: argparse.Namespace) -> int:
 
 def replay(app: Any, ident: str, queue: str = "outbound") -> bool:
     """Move one message (by operation id or queue message id) back onto its queue."""
-    from core.outbound_exec import Operations, message_key
+    from core.app.outbound_exec import Operations, message_key
 
     poison = app.storage.queue(f"{queue}-poison")
     ops = Operations(app.storage)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
-from core.storage import Storage, escape_key
+from core.adapters.storage import Storage, escape_key
 
 _MAX_MS = 10**14
 

@@ -22,7 +22,7 @@ from azure.storage.queue import (
     TextBase64EncodePolicy,
 )
 
-from core.settings import Settings
+from core.config.settings import Settings
 
 log = logging.getLogger(__name__)
 

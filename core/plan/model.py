@@ -23,7 +23,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from core.recurrence import Recurrence
+from core.plan.recurrence import Recurrence
 
 #: The event fields the sync compares and copies, in a fixed order.
 FIELDS: tuple[str, ...] = (

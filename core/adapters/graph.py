@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import requests
 
-from core import logs
+from core.adapters import logs
 
 log = logging.getLogger(__name__)
 

@@ -20,17 +20,17 @@ from typing import Any, Callable, Mapping
 
 from dateutil.relativedelta import relativedelta
 
-from core import logs
-from core import outlook_items, reconcile
-from core.audit import AuditStore
-from core.auth import ReconnectRequired, TokenSource, TransientAuthError, mark_needs_reconnect
-from core.events import ConcurrencyConflict, EventChange, EventStore, change_between
-from core.graph import DeltaExpired, GraphClient, GraphError
-from core.http import VerifyingSession
-from core.model import UserState, Window
-from core.rows import iso
-from core.timezones import parse_graph_datetime
-from core.users import CONNECTED, UserRecord, after_failure, after_success
+from core.adapters import logs
+from core.plan import outlook_items, reconcile
+from core.adapters.audit import AuditStore
+from core.adapters.auth import ReconnectRequired, TokenSource, TransientAuthError, mark_needs_reconnect
+from core.adapters.events import ConcurrencyConflict, EventChange, EventStore, change_between
+from core.adapters.graph import DeltaExpired, GraphClient, GraphError
+from core.adapters.http import VerifyingSession
+from core.plan.model import UserState, Window
+from core.adapters.rows import iso
+from core.plan.timezones import parse_graph_datetime
+from core.adapters.users import CONNECTED, UserRecord, after_failure, after_success
 
 log = logging.getLogger(__name__)
 

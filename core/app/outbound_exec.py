@@ -2,7 +2,7 @@
 
 Owns: ``run_outbound`` (the queue trigger's entry point), the per-operation record in the
 ``Operations`` table (status, per-step progress with each step's result, the poison
-reason), reading the directory of users, executing ``core.outbound`` plans step by step,
+reason), reading the directory of users, executing ``core.plan.outbound`` plans step by step,
 observing the Outlook items that stand for the event afterwards (their normalized
 snapshot becomes the link, exactly as the inbound planner computes it: rule A9), and
 writing the event's new state as one ETag-guarded change.
@@ -34,23 +34,23 @@ from urllib.parse import quote
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from core import outbound
-from core import logs
-from core.events import ConcurrencyConflict, EventChange, EventStore, LoadedEvent
-from core.graph import GraphClient, GraphError
-from core.model import Event, OutlookLink
-from core.outbound import DirectoryUser, Expect, OutboundMessage, OutboundPlan, Step
-from core.outlook_items import APP_EVENT_ID_PROPERTY, OutlookItemError, content_hash, content_of, parse_item
-from core.rows import ROOT, event_rows, iso
-from core.storage import Storage, escape_key, join_chunks, split_chunks
-from core.timezones import parse_utc
+from core.plan import outbound
+from core.adapters import logs
+from core.adapters.events import ConcurrencyConflict, EventChange, EventStore, LoadedEvent
+from core.adapters.graph import GraphClient, GraphError
+from core.plan.model import Event, OutlookLink
+from core.plan.outbound import DirectoryUser, Expect, OutboundMessage, OutboundPlan, Step
+from core.plan.outlook_items import APP_EVENT_ID_PROPERTY, OutlookItemError, content_hash, content_of, parse_item
+from core.adapters.rows import ROOT, event_rows, iso
+from core.adapters.storage import Storage, escape_key, join_chunks, split_chunks
+from core.plan.timezones import parse_utc
 
 log = logging.getLogger(__name__)
 
 OPERATIONS_TABLE = "Operations"
 PARTITION = "outbound"
 MAX_REPLANS = 4
-#: Fields read back after a write, as the inbound gather reads them (core.sync).
+#: Fields read back after a write, as the inbound gather reads them (core.app.sync).
 _ITEM_FIELDS = (
     "id,type,seriesMasterId,subject,body,location,start,end,isAllDay,originalStartTimeZone,"
     "originalEndTimeZone,recurrence,attendees,organizer,iCalUId,lastModifiedDateTime,changeKey,"
@@ -512,12 +512,12 @@ def run_outbound(app: Any, body: str) -> str:
     Returns ``applied``, ``duplicate`` (done before: nothing changes) or ``nothing``.
 
     Raises:
-        core.service.BadMessage: the message can never be applied (the reason is on the
+        core.app.service.BadMessage: the message can never be applied (the reason is on the
             operation record); the host moves it to ``outbound-poison`` after its retries.
         GraphError, ConcurrencyConflict: transient trouble; the host retries the message
             and the run resumes where it stopped.
     """
-    from core.service import BadMessage, sync_context
+    from core.app.service import BadMessage, sync_context
 
     ctx = sync_context(app)
     ops = Operations(app.storage)
@@ -581,7 +581,7 @@ def _reject(ops: Operations, key: str, message: str, reason: str, now: datetime,
 
 def dry_run(app: Any, data: Mapping[str, Any]) -> OutboundPlan:
     """The plan a message would give now (nothing is written)."""
-    from core.service import sync_context
+    from core.app.service import sync_context
 
     msg = outbound.parse_message(data)
     runner = OutboundRunner(sync_context(app), app.storage, Operations(app.storage), app.clock)

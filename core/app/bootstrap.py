@@ -17,14 +17,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable, Mapping
 
-from core.auth import FlowStore, MsalFactory, msal_factory
-from core.logs import quiet_libraries
-from core.crypto import Sealer
-from core.settings import SETTING_HELP, Settings, parse_settings
-from core.storage import Storage
-from core.users import UserStore
+from core.adapters.auth import FlowStore, MsalFactory, msal_factory
+from core.adapters.logs import quiet_libraries
+from core.adapters.crypto import Sealer
+from core.config.settings import SETTING_HELP, Settings, parse_settings
+from core.adapters.storage import Storage
+from core.adapters.users import UserStore
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _IDENTITY_KEYS = (
     "AzureWebJobsStorage__tableServiceUri",
     "AzureWebJobsStorage__queueServiceUri",

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from typing import Any, Iterable, Mapping, Sequence
 
-from core.model import (
+from core.plan.model import (
     FIELDS,
     TIME_FIELDS,
     Attendee,
@@ -42,7 +42,7 @@ from core.model import (
     Rsvp,
     Segment,
 )
-from core.recurrence import (
+from core.plan.recurrence import (
     Range,
     Recurrence,
     RecurrenceError,
@@ -56,7 +56,7 @@ from core.recurrence import (
     to_graph,
     truncate_before,
 )
-from core.timezones import UTC, TimeZoneError, format_graph_datetime, resolve_zone, windows_name_for
+from core.plan.timezones import UTC, TimeZoneError, format_graph_datetime, resolve_zone, windows_name_for
 
 __all__ = [
     "VERSION",
@@ -96,7 +96,7 @@ _EVENT_KEYS = frozenset(
     {"id", "title", "body", "location", "start", "end", "all_day", "time_zone", "recurrence",
      "organizer", "attendees", "private"}
 )
-#: message field name -> model field name (core.model.FIELDS)
+#: message field name -> model field name (core.plan.model.FIELDS)
 _FIELD_NAMES = {
     "title": "title", "body": "body", "location": "location", "start": "start", "end": "end",
     "all_day": "is_all_day", "time_zone": "time_zone", "attendees": "attendees",

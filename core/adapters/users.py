@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 
-from core.storage import Storage, escape_key, join_chunks, split_chunks, unescape_key
+from core.adapters.storage import Storage, escape_key, join_chunks, split_chunks, unescape_key
 
 CONNECTED = "connected"
 NEEDS_RECONNECT = "needs_reconnect"

@@ -14,13 +14,13 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from core.model import Event, InstanceException, OutlookLink, Rsvp, Segment
+from core.plan.model import Event, InstanceException, OutlookLink, Rsvp, Segment
 # One JSON form for field values, shared with the snapshots the planner compares.
-from core.outlook_items import field_from_json as field_from
-from core.outlook_items import field_to_json as field_json
-from core.outlook_items import iso
-from core.outlook_items import recurrence_from_json as recurrence_from
-from core.outlook_items import recurrence_to_json as recurrence_json
+from core.plan.outlook_items import field_from_json as field_from
+from core.plan.outlook_items import field_to_json as field_json
+from core.plan.outlook_items import iso
+from core.plan.outlook_items import recurrence_from_json as recurrence_from
+from core.plan.outlook_items import recurrence_to_json as recurrence_json
 
 ROOT = "event"
 _CHUNK = 30_000

@@ -29,7 +29,7 @@ def _short(iso_time: str) -> str:
 
 
 def _app():  # the composition root, loaded lazily so `keygen` and `--help` need no settings
-    from core.bootstrap import get_app
+    from core.app.bootstrap import get_app
 
     return get_app()
 
@@ -52,7 +52,7 @@ def deployed_settings(path: str) -> dict[str, str]:
 
 def _app_url_checks(app_url: str, verify: Any) -> list[tuple[str, bool, str]]:
     """What a deployed function app answers: the callback anonymously, connect only with a key."""
-    from core.http import VerifyingSession
+    from core.adapters.http import VerifyingSession
 
     session = VerifyingSession(verify, timeout=15)
     out: list[tuple[str, bool, str]] = []
@@ -86,7 +86,7 @@ def doctor_checks(raw: dict[str, str], app_url: str | None = None, deployed: boo
         stand_in = {"OutlookApiClientSecret": "resolved-in-azure", "TokenEncryptionKey": "kv:" + "A" * 43}
         raw = {k: stand_in.get(k, v) if v.startswith("@Microsoft.KeyVault(") else v for k, v in raw.items()}
 
-    from core.settings import SETTING_HELP, SettingsError, mask, parse_settings
+    from core.config.settings import SETTING_HELP, SettingsError, mask, parse_settings
 
     settings = None
     problems: dict[str, str] = {}
@@ -99,8 +99,8 @@ def doctor_checks(raw: dict[str, str], app_url: str | None = None, deployed: boo
     checks: list[tuple[str, bool, str]] = [("settings", not problems, f"{len(problems)} problem(s)" if problems else "valid")]
     if settings is None:
         return rows, checks
-    from core.http import VerifyingSession
-    from core.storage import Storage
+    from core.adapters.http import VerifyingSession
+    from core.adapters.storage import Storage
 
     def attempt(name: str, fn: Callable[[], str]) -> None:
         try:
@@ -136,7 +136,7 @@ def doctor_checks(raw: dict[str, str], app_url: str | None = None, deployed: boo
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from core.bootstrap import raw_settings
+    from core.app.bootstrap import raw_settings
 
     raw = deployed_settings(args.settings_file) if args.settings_file else raw_settings()
     rows, checks = doctor_checks(raw, app_url=args.app_url, deployed=bool(args.settings_file))
@@ -183,8 +183,8 @@ def cmd_users(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from core import service
-    from core.sync import sync_user
+    from core.app import service
+    from core.app.sync import sync_user
 
     app = _app()
     ctx = service.sync_context(app)
@@ -217,9 +217,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def load_calendar(app: Any, user_id: str) -> dict[str, Any]:
-    from core.calendar_view import calendar_json
-    from core.events import EventStore
-    from core.sync import window_for
+    from core.plan.calendar_view import calendar_json
+    from core.adapters.events import EventStore
+    from core.app.sync import window_for
 
     state, loaded = EventStore(app.storage).load_user_state(user_id)
     now = app.clock()
@@ -259,8 +259,8 @@ def print_calendar(doc: dict[str, Any], console: Console | None = None) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from core import service
-    from core.sync import plan_user
+    from core.app import service
+    from core.app.sync import plan_user
 
     app = _app()
     user = app.users.get(args.user)
@@ -286,8 +286,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_confirm(args: argparse.Namespace) -> int:
     """Apply a held plan after an administrator checked it (re-planned now, held check off)."""
-    from core import service
-    from core.sync import apply_event_change, changes_for, plan_user
+    from core.app import service
+    from core.app.sync import apply_event_change, changes_for, plan_user
 
     app = _app()
     ctx = service.sync_context(app)
@@ -305,7 +305,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from core.audit import AuditStore
+    from core.adapters.audit import AuditStore
 
     entries = list(AuditStore(_app().storage).read(args.user, limit=args.limit))
     if args.json:
@@ -321,7 +321,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_disconnect(args: argparse.Namespace) -> int:
-    from core import service
+    from core.app import service
 
     existed = service.disconnect(_app(), args.user)
     print(f"user {args.user}: " + ("disconnected; tokens and sync state wiped" if existed else "was not connected"))
@@ -332,7 +332,7 @@ def cmd_disconnect(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from core.crypto import new_key
+    from core.adapters.crypto import new_key
 
     print(new_key(args.kid))
     return EXIT_OK
@@ -384,14 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("keygen", cmd_keygen, "print a new TokenEncryptionKey value", json_=False)
     p.add_argument("--kid", default="k1", help="key id (letters, digits, - and _)")
     add("rotate-key", cmd_rotate_key, "re-encrypt every token cache with the first key in TokenEncryptionKey", json_=False)
-    from core.cli_outbound import add_commands
+    from core.cli.outbound import add_commands
 
     add_commands(sub)  # enqueue, poison list, poison replay
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from core.settings import SettingsError
+    from core.config.settings import SettingsError
 
     args = build_parser().parse_args(argv)
     try:

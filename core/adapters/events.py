@@ -20,9 +20,9 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableTransactionError
 
-from core.model import Event, OutlookLink, UserState
-from core.rows import ROOT, event_rows, rows_to_event
-from core.storage import Storage, batched, escape_key, unescape_key
+from core.plan.model import Event, OutlookLink, UserState
+from core.adapters.rows import ROOT, event_rows, rows_to_event
+from core.adapters.storage import Storage, batched, escape_key, unescape_key
 
 log = logging.getLogger(__name__)
 _SYSTEM = ("PartitionKey", "RowKey", "Timestamp", "etag")

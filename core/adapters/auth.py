@@ -20,12 +20,12 @@ import msal
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-from core import logs
-from core.crypto import CryptoError, Sealer
-from core.http import VerifyingSession
-from core.settings import SCOPES, Settings
-from core.storage import Storage, escape_key
-from core.users import CONNECTED, NEEDS_RECONNECT, UserRecord, UserStore
+from core.adapters import logs
+from core.adapters.crypto import CryptoError, Sealer
+from core.adapters.http import VerifyingSession
+from core.config.settings import SCOPES, Settings
+from core.adapters.storage import Storage, escape_key
+from core.adapters.users import CONNECTED, NEEDS_RECONNECT, UserRecord, UserStore
 
 log = logging.getLogger(__name__)
 

@@ -59,7 +59,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil import rrule as _rr
 
-from core.timezones import UTC, TimeZoneError, is_unset_zone, resolve_zone, windows_name_for
+from core.plan.timezones import UTC, TimeZoneError, is_unset_zone, resolve_zone, windows_name_for
 
 __all__ = [
     "DAYS_OF_WEEK",

@@ -3,7 +3,7 @@
 Owns: the names, defaults and validation of every setting. ``parse_settings`` is pure:
 it takes the raw string mapping (app settings / ``local.settings.json`` ``Values``) and
 returns either a ``Settings`` value or the list of problems, each naming its setting.
-Reading the environment happens in ``core.bootstrap``, the composition root.
+Reading the environment happens in ``core.app.bootstrap``, the composition root.
 """
 
 from __future__ import annotations

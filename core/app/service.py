@@ -14,14 +14,16 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Mapping
 
-from core import auth, logs
-from core.audit import AuditStore
-from core.bootstrap import App
-from core.events import EventStore
-from core.rows import link_key
-from core.storage import escape_key
-from core.sync import SyncContext, SyncReport, apply_event_change, sync_user
-from core.users import due_users
+from core.adapters import auth, logs
+from core.adapters.audit import AuditStore
+from core.app.bootstrap import App
+from core.adapters.events import EventStore
+from core.adapters.rows import link_key
+from core.adapters.storage import escape_key
+from core.app.sync import SyncContext, SyncReport, apply_event_change, sync_user
+from core.adapters.users import due_users
+from core.adapters.auth import SyncDisabled  # noqa: F401  (re-exported for functions/)
+from core.config.settings import SettingsError  # noqa: F401  (re-exported for functions/)
 
 log = logging.getLogger(__name__)
 _USER_ID = re.compile(r"^[A-Za-z0-9._@:+=-]{1,128}$")
