@@ -74,7 +74,7 @@ def synthetic_mailbox(now: datetime, singles: int = 500, series: int = 50):
 
 
 def planning() -> dict[str, float]:
-    from core.plan import outlook_items, reconcile
+    from core.plan import inbound, outlook_items
     from core.plan.model import UserState
     from core.app.sync import window_for
 
@@ -85,10 +85,10 @@ def planning() -> dict[str, float]:
     t0 = time.perf_counter()
     snap = outlook_items.build_snapshot("u1", window, singles, masters, instances)
     state = UserState("u1")
-    plan = reconcile.plan_inbound(state, snap, now)
-    after = reconcile.apply_plan(state, plan)
+    plan = inbound.plan_inbound(state, snap, now)
+    after = inbound.apply_plan(state, plan)
     t1 = time.perf_counter()
-    again = reconcile.plan_inbound(after, snap, now)
+    again = inbound.plan_inbound(after, snap, now)
     t2 = time.perf_counter()
     peak = tracemalloc.get_traced_memory()[1] / 1e6
     tracemalloc.stop()

@@ -128,7 +128,7 @@ class Operations:
 def message_key(body: str, data: Any) -> str:
     """The operation record key: the operation id, else a hash of an unreadable body."""
     if isinstance(data, Mapping) and isinstance(data.get("operation_id"), str) and \
-            outbound._ID.match(data["operation_id"]):
+            outbound.message._ID.match(data["operation_id"]):
         return data["operation_id"]
     return "body-" + hashlib.sha256(body.encode("utf-8", "replace")).hexdigest()[:24]
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 from dateutil.relativedelta import relativedelta
 
 from core.adapters import logs
-from core.plan import outlook_items, reconcile
+from core.plan import inbound, outlook_items
 from core.adapters.audit import AuditStore
 from core.adapters.auth import ReconnectRequired, TokenSource, TransientAuthError, mark_needs_reconnect
 from core.adapters.events import ConcurrencyConflict, EventChange, EventStore, change_between
@@ -243,14 +243,14 @@ def plan_user(ctx: SyncContext, user: UserRecord, now: datetime, *, full: bool =
     # a one-instance invitation names its series (C5, O5): load that meeting too (A7)
     uids += [parts[0] for i in snapshot.singles.values() if (parts := outlook_items.instance_uid_parts(i.ical_uid))]
     state, loaded = ctx.events.load_user_state(user.user_id, uids)
-    policy = reconcile.SafetyPolicy(max_delete_share=ctx.settings.max_delete_share)
-    plan = reconcile.plan_inbound(state, snapshot, now, policy)
+    policy = inbound.SafetyPolicy(max_delete_share=ctx.settings.max_delete_share)
+    plan = inbound.plan_inbound(state, snapshot, now, policy)
     return PlannedSync(state, loaded, snapshot, plan, got.delta_link, window_start)
 
 
 def changes_for(user_id: str, state: UserState, loaded: Mapping[str, Any], plan: Any) -> list[EventChange]:
     """The per-event storage changes that carry out a plan (apply_plan is the truth)."""
-    after = reconcile.apply_plan(state, plan)
+    after = inbound.apply_plan(state, plan)
     by_event = plan.by_event()
     changes = []
     for event_id in sorted(set(state.events) | set(after.events)):

@@ -11,7 +11,7 @@ Owns:
   stable hash. "Changed" means this hash changed (STYLE rule 5): a new changeKey or
   lastModifiedDateTime alone is no change (rules A9, D1);
 - ``OutlookSeries``/``OutlookSnapshot``/``build_snapshot``: what the shell gathered for a
-  user's window, as values the planner (``core.plan.reconcile``) reads.
+  user's window, as values the planner (``core.plan.inbound``) reads.
 
 Invariants: pure (no I/O, no clock); values are frozen; every datetime is aware UTC;
 attendees are sorted by e-mail and unique; responses use ``core.plan.model.RESPONSES``

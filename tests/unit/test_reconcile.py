@@ -1,4 +1,4 @@
-"""Scenario tests for core.plan.reconcile: one per rule, driven through the pure fake Outlook
+"""Scenario tests for core.plan.inbound: one per rule, driven through the pure fake Outlook
 (tests/unit/fakes_outlook.py) the way a person would use Outlook, then planned, applied
 and re-planned (a converged state must plan nothing: STYLE rule 10)."""
 
@@ -13,7 +13,7 @@ from fakes_outlook import FakeOutlook
 
 from core.plan.model import Event, OutlookLink, Rsvp, Segment, UserState, Window
 from core.plan.outlook_items import build_snapshot, content_hash, content_of
-from core.plan.reconcile import Plan, ReconcileError, SafetyPolicy, apply_plan, plan_inbound
+from core.plan.inbound import Plan, ReconcileError, SafetyPolicy, apply_plan, plan_inbound
 from core.adapters.rows import event_rows, rows_to_event
 
 UTC = timezone.utc

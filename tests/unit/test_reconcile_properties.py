@@ -1,4 +1,4 @@
-"""Hypothesis properties of core.plan.reconcile (STYLE rule 10), driven by the pure fake Outlook:
+"""Hypothesis properties of core.plan.inbound (STYLE rule 10), driven by the pure fake Outlook:
 
 - idempotence: a second plan with no change is empty;
 - convergence: after any random sequence of Outlook edits, plan -> apply -> re-plan is
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from core.plan.model import UserState, Window
 from core.plan.outlook_items import parse_item
-from core.plan.reconcile import SafetyPolicy, apply_plan, plan_inbound
+from core.plan.inbound import SafetyPolicy, apply_plan, plan_inbound
 from core.plan.recurrence import expand
 from core.adapters.rows import event_rows, rows_to_event
 

@@ -1,0 +1,41 @@
+"""Outbound planning (rename step; the split follows)."""
+
+from core.plan.outbound.message import (
+    VERSION,
+    OPERATIONS,
+    SCOPES,
+    CALENDARS,
+    RESPONSES,
+    MessageError,
+    Person,
+    EventFields,
+    OutboundMessage,
+    DirectoryUser,
+    Step,
+    Expect,
+    OutboundPlan,
+    parse_message,
+    plan_outbound,
+    plan_title_fixes,
+    transaction_id,
+)
+
+__all__ = [
+    "VERSION",
+    "OPERATIONS",
+    "SCOPES",
+    "CALENDARS",
+    "RESPONSES",
+    "MessageError",
+    "Person",
+    "EventFields",
+    "OutboundMessage",
+    "DirectoryUser",
+    "Step",
+    "Expect",
+    "OutboundPlan",
+    "parse_message",
+    "plan_outbound",
+    "plan_title_fixes",
+    "transaction_id",
+]
