@@ -72,7 +72,7 @@ def main() -> int:
             console.print(f"Ran the sync timer once: {len(failures)} failed invocation(s).")
             for failure in failures:
                 console.print(f"  [red]{failure['function']}: {failure['error']}[/red]")
-            print_calendar(stack.calendar("1001"), console)
+            print_calendar(stack.calendar("1001"))
             return 0 if not failures else 1
         finally:
             stack.close()

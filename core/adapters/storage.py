@@ -66,7 +66,9 @@ def join_chunks(prefix: str, entity: Mapping[str, Any]) -> str | None:
 class Storage:
     """Named tables and queues of one storage account."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, **client_options: Any):
+        """``client_options`` go to the SDK clients (e.g. ``retry_total=0, connection_timeout=3``
+        for a quick reachability check; the defaults retry patiently)."""
         self._settings = settings
         self._prefix = settings.name_prefix
         self._tables: dict[str, TableClient] = {}
@@ -76,11 +78,11 @@ class Storage:
             from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
             cred = ManagedIdentityCredential(client_id=conn.client_id) if conn.client_id else DefaultAzureCredential()
-            self._table_service = TableServiceClient(endpoint=conn.table_uri, credential=cred)
-            self._queue_service = QueueServiceClient(account_url=conn.queue_uri, credential=cred)
+            self._table_service = TableServiceClient(endpoint=conn.table_uri, credential=cred, **client_options)
+            self._queue_service = QueueServiceClient(account_url=conn.queue_uri, credential=cred, **client_options)
         else:
-            self._table_service = TableServiceClient.from_connection_string(conn.connection_string)
-            self._queue_service = QueueServiceClient.from_connection_string(conn.connection_string)
+            self._table_service = TableServiceClient.from_connection_string(conn.connection_string, **client_options)
+            self._queue_service = QueueServiceClient.from_connection_string(conn.connection_string, **client_options)
 
     def table_name(self, name: str) -> str:
         return f"{self._prefix}{name}"

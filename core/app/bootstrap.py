@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Collection, Mapping
 
 from core.adapters.auth import FlowStore, MsalFactory, msal_factory
 from core.adapters.logs import quiet_libraries
 from core.adapters.crypto import Sealer
-from core.config.settings import SETTING_HELP, Settings, parse_settings
+from core.config.settings import SETTING_HELP, STORAGE_SETTINGS, Settings, parse_settings
 from core.adapters.storage import Storage
 from core.adapters.users import UserStore
 
@@ -46,8 +46,9 @@ def raw_settings(environ: Mapping[str, str] | None = None, settings_file: Path |
     return values
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    return parse_settings(raw_settings(environ), file_exists=os.path.isfile)
+def load_settings(environ: Mapping[str, str] | None = None, only: Collection[str] | None = None) -> Settings:
+    """Validated settings; ``only`` checks just those (e.g. ``STORAGE_SETTINGS``)."""
+    return parse_settings(raw_settings(environ), file_exists=os.path.isfile, only=only)
 
 
 def utcnow() -> datetime:
@@ -98,6 +99,16 @@ def get_app() -> App:
         if _app is None:
             _app = App(load_settings())
         return _app
+
+
+def storage_app() -> App:
+    """An App for reading stored state (the CLI's read-only commands): the installed one,
+    or one built from the storage settings alone, so no client secret or encryption key
+    is needed. It is not installed: a later ``get_app()`` still validates everything."""
+    with _lock:
+        if _app is not None:
+            return _app
+    return App(load_settings(only=STORAGE_SETTINGS))
 
 
 def set_app(app: App | None) -> None:

@@ -174,3 +174,10 @@ def forget_delta_position(app: App, user_id: str) -> None:
     user = app.users.get(user_id) if user_id else None
     if user is not None and user.delta_link:
         app.users.save(replace(user, delta_link="", delta_window_start=""))
+
+
+def request_sync(app: App, user_id: str, reason: str = "admin") -> None:
+    """Queue one sync job for a user, as the timer does (the CLI's ``sync --all``); the
+    ``sync_user`` function picks it up like any other job."""
+    app.storage.send("sync-jobs", {"v": 1, "user_id": check_user_id(user_id), "reason": reason,
+                                   "at": app.clock().isoformat()})

@@ -1,7 +1,8 @@
 """CLI commands for the outbound queue: ``enqueue FILE.json``, ``poison list``, ``poison replay ID``.
 
-``add_commands(subparsers)`` is called from ``core.cli.main.build_parser``. Exit codes follow
-``core.cli.main``: 0 done, 1 failed, 2 bad usage or an invalid message.
+``register(subparsers)`` is called from ``core.cli.main.build_parser``. Exit codes follow
+``core.cli.errors``: 0 done, 1 failed (nothing to replay), 2 bad usage or an invalid message.
+Needs only storage access.
 """
 
 from __future__ import annotations
@@ -12,32 +13,40 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+from core.cli.context import LIST_FORMATS, add_command, output_for, storage_app
+from core.cli.errors import EXIT_OK, CliError, usage
+from core.cli.output import cols
+
+POISON_COLUMNS = cols("id", "status", "event_id:event", "in_poison_queue:in poison queue", "reason")
 
 
 def _app():
-    from core.app.bootstrap import get_app
-
-    return get_app()
+    return storage_app()
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
     from core.app.producer import InvalidMessage, encode, validate
 
+    out = output_for(args)
     try:
         message = json.loads(Path(args.file).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        print(f"cannot read {args.file}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except OSError as exc:
+        raise usage(f"cannot read {args.file}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise usage(f"{args.file} is not JSON: {exc}") from exc
     try:
         validate(message)
     except InvalidMessage as exc:
-        for problem in exc.problems:
-            print(f"invalid: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        for problem in exc.problems[1:]:
+            sys.stderr.write(f"invalid: {problem}\n")
+        raise usage(f"invalid: {exc.problems[0]}" + (f" (and {len(exc.problems) - 1} more above)" if len(exc.problems) > 1 else ""),
+                    "docs/messages.md describes the message") from None
     app = _app()
     app.storage.queue(args.queue).send_message(encode(message))
-    print(f"enqueued operation {message['operation_id']} on queue {args.queue}")
+    if out.fmt == "json":
+        out.json({"operation_id": message["operation_id"], "queue": args.queue})
+    else:
+        out.say(f"enqueued operation {message['operation_id']} on queue {args.queue}")
     return EXIT_OK
 
 
@@ -67,19 +76,10 @@ def poison_entries(app: Any, queue: str = "outbound") -> list[dict[str, Any]]:
 
 
 def cmd_poison_list(args: argparse.Namespace) -> int:
+    out = output_for(args)
     entries = poison_entries(_app(), args.queue)
-    if args.json:
-        print(json.dumps({"queue": f"{args.queue}-poison", "messages": entries}, indent=2))
-        return EXIT_OK
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{len(entries)} poisoned outbound operation(s)")
-    for col in ("id", "status", "event", "in poison queue", "reason"):
-        table.add_column(col)
-    for e in entries:
-        table.add_row(e["id"], e["status"], e["event_id"], "yes" if e["in_poison_queue"] else "no", e["reason"])
-    Console(highlight=False, soft_wrap=True).print(table)
+    out.listing(f"{len(entries)} poisoned outbound operation(s)", POISON_COLUMNS, entries,
+                doc={"queue": f"{args.queue}-poison", "messages": entries})
     return EXIT_OK
 
 
@@ -118,26 +118,30 @@ def replay(app: Any, ident: str, queue: str = "outbound") -> bool:
 
 
 def cmd_poison_replay(args: argparse.Namespace) -> int:
-    if replay(_app(), args.id, args.queue):
-        print(f"{args.id} is back on queue {args.queue}")
-        return EXIT_OK
-    print(f"no poisoned message {args.id}", file=sys.stderr)
-    return EXIT_FAIL
+    out = output_for(args)
+    if not replay(_app(), args.id, args.queue):
+        raise CliError(f"no poisoned message {args.id}", hint="see 'outlook-sync poison list'")
+    if out.fmt == "json":
+        out.json({"id": args.id, "queue": args.queue, "replayed": True})
+    else:
+        out.say(f"{args.id} is back on queue {args.queue}")
+    return EXIT_OK
 
 
-def add_commands(subparsers: Any) -> None:
+def register(subparsers: Any) -> None:
     """Add ``enqueue`` and ``poison list|replay`` to the CLI's subparsers."""
-    p = subparsers.add_parser("enqueue", help="validate an outbound message (JSON file) and put it on the queue")
+    p = add_command(subparsers, "enqueue", cmd_enqueue,
+                    "validate an outbound message (JSON file) and put it on the queue (docs/messages.md)")
     p.add_argument("file")
     p.add_argument("--queue", default="outbound")
-    p.set_defaults(func=cmd_enqueue)
-    poison = subparsers.add_parser("poison", help="outbound messages that could not be applied")
-    sub = poison.add_subparsers(dest="poison_command", required=True)
-    pl = sub.add_parser("list", help="list poisoned messages with their reason")
+    poison = subparsers.add_parser("poison", help="outbound messages that could not be applied",
+                                   description="outbound messages that could not be applied")
+    sub = poison.add_subparsers(dest="poison_command", required=True, metavar="{list,replay}")
+    pl = add_command(sub, "list", cmd_poison_list, "list poisoned messages with their reason", formats=LIST_FORMATS)
     pl.add_argument("--queue", default="outbound")
-    pl.add_argument("--json", action="store_true")
-    pl.set_defaults(func=cmd_poison_list)
-    pr = sub.add_parser("replay", help="put a poisoned message back on its queue")
+    pr = add_command(sub, "replay", cmd_poison_replay, "put a poisoned message back on its queue")
     pr.add_argument("id", help="operation id (or queue message id)")
     pr.add_argument("--queue", default="outbound")
-    pr.set_defaults(func=cmd_poison_replay)
+
+
+add_commands = register  # the name build_parser used before the command modules

@@ -12,7 +12,7 @@ import base64
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Collection, Mapping
 from urllib.parse import urlsplit
 
 DEFAULT_GRAPH = "https://graph.microsoft.com/v1.0"
@@ -150,6 +150,16 @@ def _url_problem(value: str, allow_loopback_http: bool) -> str | None:
     return f"must be an https:// URL, got {value!r}"
 
 
+_KID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def kid_problem(kid: str) -> str | None:
+    """Why ``kid`` cannot name a TokenEncryptionKey key (``keygen --kid`` and doctor agree)."""
+    if _KID.fullmatch(kid):
+        return None
+    return f"key id {kid!r} must be 1-32 letters, digits, '-' or '_'"
+
+
 def parse_encryption_keys(raw: str) -> tuple[tuple[str, bytes], ...]:
     """Parse ``kid:base64url(32 bytes)[,kid:key...]``; the first key encrypts."""
     keys: list[tuple[str, bytes]] = []
@@ -158,8 +168,10 @@ def parse_encryption_keys(raw: str) -> tuple[tuple[str, bytes], ...]:
         if not part:
             continue
         kid, sep, encoded = part.partition(":")
-        if not sep or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", kid):
+        if not sep:
             raise ValueError("each key must look like 'kid:base64url-key' (run 'outlook-sync keygen')")
+        if msg := kid_problem(kid):
+            raise ValueError(f"{msg} (each key looks like 'kid:base64url-key')")
         try:
             key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
         except ValueError as exc:
@@ -174,17 +186,47 @@ def parse_encryption_keys(raw: str) -> tuple[tuple[str, bytes], ...]:
     return tuple(keys)
 
 
-def _validate_ncrontab(value: str) -> str | None:
+_NCRONTAB_FIELD = re.compile(r"[0-9*/,\-]+")
+
+
+def ncrontab_problem(value: str) -> str | None:
+    """Why ``value`` is not a timer schedule Azure Functions accepts (NCRONTAB, six fields,
+    seconds first), or None. Field values, ranges, steps and month/day names are checked by
+    croniter (a maintained cron parser); a schedule that can never fire is refused too."""
+    from datetime import datetime, timezone
+
+    from croniter import CroniterBadDateError, croniter
+
     fields = value.split()
-    if len(fields) not in (5, 6):
+    if len(fields) == 5:
+        return (f"has five fields; Azure Functions needs six, seconds first "
+                f"(e.g. '0 {value}'), got {value!r}")
+    if len(fields) != 6:
         return f"must be an NCRONTAB expression with six fields (second minute hour day month weekday), got {value!r}"
-    if not all(re.fullmatch(r"[0-9A-Za-z*/,\-]+", f) for f in fields):
-        return f"has an invalid field: {value!r}"
+    # Only numbers, * , - / and three-letter month/day names (no Quartz L, W, # or ?).
+    if not all(_NCRONTAB_FIELD.fullmatch(re.sub(r"[A-Za-z]{3}", "0", f)) for f in fields):
+        return f"has a character NCRONTAB does not allow (use digits, names, * , - /): {value!r}"
+    if not croniter.is_valid(value, second_at_beginning=True):
+        return f"has a value out of range (second 0-59, minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-6): {value!r}"
+    try:
+        croniter(value, datetime(2000, 1, 1, tzinfo=timezone.utc), second_at_beginning=True).get_next(datetime)
+    except (CroniterBadDateError, ValueError, KeyError):
+        return f"never fires (no such date): {value!r}"
     return None
 
 
-def parse_settings(values: Mapping[str, str], file_exists: Callable[[str], bool] = lambda _p: True) -> Settings:
-    """Validate raw settings; raises SettingsError listing every problem at once."""
+#: What reading the stored state needs (the read-only CLI commands): storage access only,
+#: no client secret and no encryption key. Settings naming tables or queues belong here.
+STORAGE_SETTINGS = frozenset({"AzureWebJobsStorage", "StorageNamePrefix"})
+
+
+def parse_settings(values: Mapping[str, str], file_exists: Callable[[str], bool] = lambda _p: True,
+                   only: Collection[str] | None = None) -> Settings:
+    """Validate raw settings; raises SettingsError listing every problem at once.
+
+    ``only``: check just these settings (e.g. ``STORAGE_SETTINGS``); the others keep
+    whatever was given, or their empty/default value, and must not be used.
+    """
     problems: list[Problem] = []
 
     def get(name: str) -> str:
@@ -248,7 +290,7 @@ def parse_settings(values: Mapping[str, str], file_exists: Callable[[str], bool]
             problems.append(Problem("TokenEncryptionKey", str(exc)))
 
     schedule = get("SyncSchedule") or DEFAULT_SCHEDULE
-    if msg := _validate_ncrontab(schedule):
+    if msg := ncrontab_problem(schedule):
         problems.append(Problem("SyncSchedule", msg))
 
     interval = 15
@@ -284,6 +326,8 @@ def parse_settings(values: Mapping[str, str], file_exists: Callable[[str], bool]
     if prefix and not re.fullmatch(r"[a-z][a-z0-9]{0,19}", prefix):
         problems.append(Problem("StorageNamePrefix", "must be 1-20 lower-case letters and digits, starting with a letter"))
 
+    if only is not None:
+        problems = [p for p in problems if p.setting in only]
     if problems:
         raise SettingsError(problems)
     return Settings(

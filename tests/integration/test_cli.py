@@ -51,12 +51,15 @@ def test_doctor_reports_all_well_with_exit_zero_and_masks_secrets(env, capsys):
     assert code == EXIT_OK and "All well." in table and env.client_secret not in table
 
 
-def test_doctor_names_missing_settings_and_fails(env, capsys, monkeypatch):
+def test_doctor_names_missing_settings_and_exits_2_as_the_readme_says(env, capsys, monkeypatch):
     monkeypatch.delenv("OutlookApiClientID")
     monkeypatch.setenv("SiteUrl", "ftp://nope")
     code, out, _ = run(capsys, "doctor", "--json")
-    problems = {s["name"]: s["problem"] for s in json.loads(out)["settings"] if s["problem"]}
-    assert code == EXIT_FAIL and set(problems) == {"OutlookApiClientID", "SiteUrl"}
+    doc = json.loads(out)
+    problems = {s["name"]: s["problem"] for s in doc["settings"] if s["problem"]}
+    assert code == EXIT_USAGE == doc["exit_code"] and set(problems) == {"OutlookApiClientID", "SiteUrl"}
+    code, table, _ = run(capsys, "doctor")
+    assert code == EXIT_USAGE and "OutlookApiClientID" in table and "missing" in table
 
 
 def test_doctor_reports_an_unreachable_graph(env, capsys, monkeypatch):
@@ -130,10 +133,12 @@ def test_keygen_prints_a_valid_key_and_rotate_key_reseals_caches(env, capsys, mo
 def test_invalid_settings_exit_with_usage_code_and_a_pointer_to_doctor(env, capsys, monkeypatch):
     from core.app.bootstrap import set_app
 
+    connected(env)
     set_app(None)
     monkeypatch.setenv("TokenEncryptionKey", "garbage")
-    code, _, err = run(capsys, "users")
+    code, _, err = run(capsys, "sync", "--user", "1001")
     assert code == EXIT_USAGE and "doctor" in err and "TokenEncryptionKey" in err
+    assert len(err.strip().splitlines()) == 2 and "Traceback" not in err
 
 
 def test_doctor_checks_a_deployed_configuration_and_app(env, capsys, tmp_path):
@@ -149,3 +154,175 @@ def test_doctor_checks_a_deployed_configuration_and_app(env, capsys, tmp_path):
     assert code == EXIT_OK and checks["deployed callback"] and checks["deployed connect key"]
     shown = {s["name"]: s["value"] for s in doc["settings"]}
     assert shown["OutlookApiClientSecret"] == "(Key Vault reference)"
+
+
+# -- issue 15: one error handler, exit codes, formats, read-only commands ----------------------
+
+
+def no_traceback(err):
+    return "Traceback" not in err
+
+
+def test_read_only_commands_need_only_storage_access(env, capsys, monkeypatch):
+    """users, calendar, audit, poison list and sync --all read or queue through storage only:
+    no client secret, no encryption key (issue 15)."""
+    from core.app.bootstrap import set_app
+
+    connected(env)
+    env.sync_all()
+    set_app(None)
+    for name in ("OutlookApiClientSecret", "TokenEncryptionKey", "OutlookApiClientID", "SAMLTenantID"):
+        monkeypatch.delenv(name)
+    for argv in (["users"], ["calendar", "--user", "1001"], ["audit", "--user", "1001"], ["poison", "list"]):
+        code, out, err = run(capsys, *argv, "-o", "json")
+        assert code == EXIT_OK and json.loads(out) and err == "", (argv, err)
+    code, _, err = run(capsys, "sync", "--user", "1001")
+    assert code == EXIT_USAGE and "OutlookApiClientSecret" in err and no_traceback(err)
+
+
+def test_unknown_and_invalid_users_exit_non_zero(env, capsys):
+    connected(env)
+    for argv in (["sync", "--user", "9999"], ["plan", "--user", "9999"], ["calendar", "--user", "9999"],
+                 ["audit", "--user", "9999"], ["confirm", "--user", "9999", "--yes"],
+                 ["disconnect", "--user", "9999", "--yes"]):
+        code, out, err = run(capsys, *argv)
+        assert code == EXIT_FAIL and "user 9999 is not connected" in err and no_traceback(err), argv
+    code, _, err = run(capsys, "sync", "--user", "bad id!")
+    assert code == EXIT_USAGE and "'user' must be a Communifire user id" in err
+
+
+def test_a_user_who_must_reconnect_exits_3_on_every_later_sync(env, capsys):
+    connected(env)
+    env.control.revoke_consent(ALICE)
+    env.control.expire_access_tokens(ALICE)
+    assert run(capsys, "sync", "--user", "1001")[0] == EXIT_ATTENTION  # finds out now
+    code, out, err = run(capsys, "sync", "--user", "1001", "-o", "json")  # already known
+    assert code == EXIT_ATTENTION and json.loads(out)["results"][0]["outcome"] == "needs_reconnect"
+    code, out, _ = run(capsys, "users", "--state", "needs_reconnect", "-o", "json")
+    assert [u["user_id"] for u in json.loads(out)["users"]] == ["1001"]
+    code, out, _ = run(capsys, "users", "--state", "connected", "-o", "json")
+    assert code == EXIT_OK and json.loads(out)["users"] == []
+    code, _, err = run(capsys, "plan", "--user", "1001")
+    assert code == EXIT_ATTENTION and "connect Outlook again" in err
+
+
+def test_tsv_and_piped_tables_are_plain_and_keep_every_id_whole(env, capsys):
+    connected(env)
+    env.sync_all()
+    code, out, _ = run(capsys, "users", "-o", "tsv")
+    header, row = out.splitlines()
+    assert code == EXIT_OK and header.split("\t")[:3] == ["user_id", "state", "upn"]
+    assert row.split("\t")[:3] == ["1001", "connected", ALICE]
+    (event,) = env.calendar("1001")["events"]
+    for argv in (["calendar", "--user", "1001"], ["audit", "--user", "1001"], ["users"]):
+        code, table, _ = run(capsys, *argv)  # stdout is not a terminal here: plain text
+        assert code == EXIT_OK and not set("│┃━─┏└…") & set(table), table
+    assert event["id"] in run(capsys, "calendar", "--user", "1001")[1]
+    assert event["id"] in run(capsys, "audit", "--user", "1001", "-o", "tsv")[1]
+    code, _, err = run(capsys, "keygen", "-o", "tsv")
+    assert code == EXIT_USAGE and "-o tsv is not available" in err
+
+
+def test_disconnect_asks_first_and_needs_yes_without_a_terminal(env, capsys):
+    connected(env)
+    code, _, err = run(capsys, "disconnect", "--user", "1001")  # stdin is not a terminal in tests
+    assert code == EXIT_USAGE and "--yes" in err and env.app.users.get("1001") is not None
+    code, out, _ = run(capsys, "disconnect", "--user", "1001", "--yes")
+    assert code == EXIT_OK and "disconnected" in out and env.app.users.get("1001") is None
+
+
+def test_a_held_sync_is_applied_by_confirm_only_with_yes(env, capsys):
+    env.add_user(ALICE)
+    env.connect("1001", ALICE)
+    for n in range(4):
+        env.control.create_event(ALICE, {"subject": f"Item {n}", "start": at(n + 1, 9), "end": at(n + 1, 10)})
+    env.sync_all()
+    for item in env.control.mailbox(ALICE):
+        env.control.delete_event(ALICE, item["id"])
+    code, out, err = run(capsys, "sync", "--user", "1001")
+    assert code == EXIT_ATTENTION and "held" in out and "confirm --user 1001" in out
+    code, out, _ = run(capsys, "users", "--state", "held", "-o", "tsv")
+    assert [line.split("\t")[0] for line in out.splitlines()[1:]] == ["1001"]
+    code, _, err = run(capsys, "confirm", "--user", "1001")
+    assert code == EXIT_USAGE and "--yes" in err and len(env.calendar("1001")["events"]) == 4
+    code, out, _ = run(capsys, "confirm", "--user", "1001", "--yes", "-o", "json")
+    assert code == EXIT_OK and json.loads(out)["deletes"] == 4 and env.calendar("1001")["events"] == []
+    code, _, err = run(capsys, "confirm", "--user", "1001", "--yes")
+    assert code == EXIT_FAIL and "no held plan" in err
+
+
+def test_sync_all_queues_one_job_per_user_and_follows_each_by_name(env, capsys):
+    """The function app (the stack's local host) does the work, from the sync-jobs queue."""
+    connected(env)
+    env.add_user("bob@contoso.com")
+    env.connect("1002", "bob@contoso.com")
+    code, out, err = run(capsys, "sync", "--all", "--wait", "--timeout", "120", "-o", "json")
+    results = {r["user_id"]: r["outcome"] for r in json.loads(out)["results"]}
+    assert code == EXIT_OK and results == {"1001": "synced", "1002": "synced"}
+    assert "queued a sync for user 1001 (alice@contoso.com)" in err and "user 1002 (bob@contoso.com): synced" in err
+    env.host.wait_idle(timeout=60)
+    assert [e["title"] for e in env.calendar("1001")["events"]] == ["Review"]
+    code, _, err = run(capsys, "sync")
+    assert code == EXIT_USAGE and "--all" in err
+
+
+def test_storage_errors_are_one_line_without_a_traceback(env, capsys, monkeypatch):
+    from core.app.bootstrap import set_app
+
+    set_app(None)
+    import re
+
+    # port 9 (discard) on loopback: nothing listens, the connection is refused at once
+    monkeypatch.setenv("AzureWebJobsStorage", re.sub(r"TableEndpoint=http://127\.0\.0\.1:\d+", "TableEndpoint=http://127.0.0.1:9",
+                                                     env.environ["AzureWebJobsStorage"]))
+    code, out, err = run(capsys, "users")
+    assert code == EXIT_FAIL and out == "" and err.startswith("outlook-sync: error: cannot reach storage")
+    assert no_traceback(err)
+    code, _, err = run(capsys, "users", "--debug")
+    assert code == EXIT_FAIL and "Traceback" in err  # --debug shows where it happened
+
+
+def test_ctrl_c_and_a_closed_pipe_end_quietly(env, capsys, monkeypatch):
+    import io
+    import sys
+
+    connected(env)
+    import core.app.sync as sync_module
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sync_module, "sync_user", interrupted)
+    code, _, err = run(capsys, "sync", "--user", "1001")
+    assert code == 130 and err.strip().endswith("interrupted") and no_traceback(err)
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    code = main(["users", "-o", "json"])  # as in `outlook-sync users --json | head -1`
+    assert code == EXIT_OK and capsys.readouterr().err == ""
+
+
+def test_settings_can_come_from_an_env_file(env, capsys, monkeypatch, tmp_path):
+    from core.app.bootstrap import set_app
+
+    connected(env)
+    set_app(None)
+    lines = [f"export {k}='{v}'" for k, v in env.environ.items()]
+    for key in env.environ:
+        monkeypatch.delenv(key)
+    path = tmp_path / "outlook-sync.env"
+    path.write_text("# written by make run\n" + "\n".join(lines) + "\n")
+    code, out, err = run(capsys, "--env-file", str(path), "users", "-o", "json")
+    assert code == EXIT_OK and [u["user_id"] for u in json.loads(out)["users"]] == ["1001"], err
+
+
+def test_version_and_bad_usage(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == EXIT_OK and out.startswith("outlook-sync 0.")
+    code, _, err = run(capsys, "frobnicate")
+    assert code == EXIT_USAGE and "invalid choice" in err and len(err.strip().splitlines()) == 2
+    code, _, err = run(capsys, "keygen", "--kid", "bad kid!")
+    assert code == EXIT_USAGE and "key id 'bad kid!'" in err

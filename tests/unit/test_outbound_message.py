@@ -138,25 +138,23 @@ def test_validate_agrees_with_the_parser_on_a_semantic_error_the_schema_cannot_s
         validate(data)
 
 
-def test_the_cli_commands_parse_as_the_lead_wires_them_into_build_parser():
-    import argparse
+def test_the_cli_commands_parse_as_build_parser_wires_them():
+    from core.cli.main import build_parser
+    from core.cli.outbound import cmd_enqueue, cmd_poison_list, cmd_poison_replay
 
-    from core.cli.outbound import add_commands, cmd_enqueue, cmd_poison_list, cmd_poison_replay
-
-    parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     assert parser.parse_args(["enqueue", "m.json"]).func is cmd_enqueue
     args = parser.parse_args(["poison", "list", "--json", "--queue", "outbound"])
-    assert args.func is cmd_poison_list and args.json
+    assert args.func is cmd_poison_list and args.output == "json"
+    assert parser.parse_args(["poison", "list", "-o", "tsv"]).output == "tsv"
     assert parser.parse_args(["poison", "replay", "op-1"]).func is cmd_poison_replay
 
 
 def test_enqueue_refuses_an_invalid_file_with_exit_code_2_and_sends_nothing(tmp_path, capsys):
-    import argparse
-
-    from core.cli.outbound import cmd_enqueue
+    from core.cli.main import main
 
     bad = tmp_path / "m.json"
     bad.write_text(json.dumps({**example("create"), "v": 9}))
-    assert cmd_enqueue(argparse.Namespace(file=str(bad), queue="outbound")) == 2
-    assert "invalid" in capsys.readouterr().err
+    assert main(["enqueue", str(bad)]) == 2  # refused before any settings or storage are needed
+    err = capsys.readouterr().err
+    assert "invalid" in err and "Traceback" not in err

@@ -91,3 +91,46 @@ def test_secrets_are_masked_when_shown():
     assert "s3cret" not in mask("AzureWebJobsStorage", "AccountKey=s3cret")
     assert mask("SiteUrl", "https://x") == "https://x"
     assert mask("TlsCaBundle", "") == "(not set)"
+
+
+# -- SyncSchedule: NCRONTAB as Azure Functions reads it, checked by croniter (issue 15) ------
+
+
+@pytest.mark.parametrize("schedule", ["0 */15 * * * *", "30 0 9 * * MON-FRI", "0 0 6 1 Jan *", "*/10 * * * * *",
+                                      "0 0 0 * * 0,6", "0 5-55/10 8-18 * * 1-5"])
+def test_valid_ncrontab_schedules_pass(schedule):
+    assert parse_settings(dict(GOOD, SyncSchedule=schedule)).sync_schedule == schedule
+
+
+@pytest.mark.parametrize("schedule,fragment", [
+    ("99 99 99 99 99 99", "out of range"),
+    ("0 60 * * * *", "out of range"),
+    ("0 0 25 * * *", "out of range"),
+    ("*/15 * * * *", "five fields; Azure Functions needs six, seconds first (e.g. '0 */15 * * * *')"),
+    ("0 0 0 31 2 *", "never fires"),
+    ("0 0 0 L * *", "does not allow"),
+    ("0 0 0 ? * *", "does not allow"),
+    ("00:15:00", "six fields"),
+])
+def test_invalid_ncrontab_schedules_are_named(schedule, fragment):
+    assert fragment in problems_of(dict(GOOD, SyncSchedule=schedule))["SyncSchedule"]
+
+
+def test_storage_only_settings_need_no_secret_and_no_key():
+    """The CLI's read-only commands (issue 15): only the storage settings are checked."""
+    from core.config.settings import STORAGE_SETTINGS
+
+    values = {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "TokenEncryptionKey": "garbage"}
+    settings = parse_settings(values, only=STORAGE_SETTINGS)
+    assert settings.storage.connection_string == "UseDevelopmentStorage=true" and settings.encryption_keys == ()
+    with pytest.raises(SettingsError) as info:
+        parse_settings({"StorageNamePrefix": "Bad-Prefix"}, only=STORAGE_SETTINGS)
+    assert {p.setting for p in info.value.problems} == {"AzureWebJobsStorage", "StorageNamePrefix"}
+
+
+def test_key_ids_are_checked_the_same_way_by_keygen_and_the_setting():
+    from core.config.settings import kid_problem
+
+    assert kid_problem("k-2026_01") is None
+    assert "1-32 letters" in kid_problem("bad kid!")
+    assert "1-32 letters" in problems_of(dict(GOOD, TokenEncryptionKey="bad kid!:" + "A" * 43))["TokenEncryptionKey"]

@@ -1,0 +1,78 @@
+"""``users`` (who is connected, in which state) and ``disconnect`` (wipe a user's tokens).
+
+Both need only storage access: no client secret, no encryption key.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from core.cli.context import LIST_FORMATS, add_command, add_user_option, add_yes_option, confirm, output_for, storage_app
+from core.cli.errors import EXIT_OK, unknown_user
+from core.cli.output import Column, cols, short_time
+
+#: ``users --state``: the stored states, and "held" (a sync waits for ``confirm``).
+STATES = ("connected", "needs_reconnect", "held")
+
+USER_COLUMNS = [
+    Column("user_id", "user"), Column("state"), Column("upn", "account"), Column("last_sync_at", "last sync (UTC)"),
+    Column("next_due_at", "next due (UTC)"), Column("pending", "pending work"), Column("last_error", "last error"),
+]
+
+
+def check_user(value: str) -> str:
+    """A well-formed Communifire user id, else exit 2 (the app's own rule)."""
+    from core.app.service import check_user_id
+
+    return check_user_id(value)
+
+
+def user_rows(app: Any, state: str | None = None) -> list[dict[str, Any]]:
+    rows = [u.public() for u in app.users.all()]
+    if state == "held":
+        return [r for r in rows if r["held_plan"]]
+    if state:
+        return [r for r in rows if r["state"] == state]
+    return rows
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    out = output_for(args)
+    rows = user_rows(storage_app(), args.state)
+    shown = rows if out.machine else [dict(r, last_sync_at=short_time(r["last_sync_at"]),
+                                            next_due_at=short_time(r["next_due_at"])) for r in rows]
+    what = f" in state {args.state}" if args.state else ""
+    out.listing(f"{len(rows)} user(s){what}", USER_COLUMNS, shown, doc={"users": rows})
+    return EXIT_OK
+
+
+def cmd_disconnect(args: argparse.Namespace) -> int:
+    from core.app import service
+
+    out = output_for(args)
+    user_id = check_user(args.user)
+    app = storage_app()
+    user = app.users.get(user_id)
+    if user is None:
+        raise unknown_user(user_id)
+    confirm(args, f"Disconnect user {user_id} ({user.upn or 'no account'})? Their Outlook tokens and sync state are "
+                  "wiped; Communifire's events stay.")
+    service.disconnect(app, user_id)
+    if out.fmt == "json":
+        out.json({"user_id": user_id, "disconnected": True})
+    else:
+        out.say(f"user {user_id}: disconnected; tokens and sync state wiped")
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    p = add_command(sub, "users", cmd_users, "list connected users: state, last sync, pending work, last error",
+                    formats=LIST_FORMATS)
+    p.add_argument("--state", choices=STATES, help="only users in this state ('held': a sync waits for confirm)")
+    p = add_command(sub, "disconnect", cmd_disconnect, "wipe a user's Outlook tokens and sync state (asks first)")
+    add_user_option(p)
+    add_yes_option(p)
+
+
+__all__ = ["register", "user_rows", "check_user", "cmd_users", "cmd_disconnect", "cols"]
