@@ -38,7 +38,7 @@ demo: setup
 	$(BIN)/python -m devhost.demo
 
 run: setup
-	$(BIN)/python -m devhost --with-services
+	$(BIN)/python -m devhost.run
 
 doctor: setup
 	$(BIN)/python -m core.cli doctor

@@ -36,6 +36,11 @@ class Stack:
     clock: Callable[[], datetime] = utcnow
     extra: dict[str, str] = field(default_factory=dict)
     queue_overrides: dict[str, Any] = field(default_factory=dict)
+    #: the host's port (0: any free one), function key (None: a new random one) and
+    #: whether timers fire on their schedule (``make run``) or only on demand (tests, demo)
+    port: int = 0
+    function_key: str | None = None
+    run_timers: bool = False
 
     def start(self) -> "Stack":
         from emulator.control import EmulatorControl
@@ -63,7 +68,7 @@ class Stack:
             "StorageNamePrefix": self.prefix,
         }
         self.host = LocalHost(_function_app(), root=ROOT, environ=self.environ | {"SiteUrl": "http://127.0.0.1"},
-                              port=0, run_timers=False, poll_floor=0.05,
+                              port=self.port, function_key=self.function_key, run_timers=self.run_timers, poll_floor=0.05,
                               queue_overrides={"max_polling_interval": 0.5, **self.queue_overrides})
         self.environ["SiteUrl"] = self.host.url
         self.environ.update(self.extra)
