@@ -8,9 +8,9 @@ NODE_STAMP := node_modules/.installed-stamp
 .PHONY: help setup test test-fast demo run doctor infra-check bench clean
 
 help:
-	@echo "make demo   - start Azurite, the Outlook emulator and the local host; connect a user, sync, print the calendar"
+	@echo "make demo   - the product's story in under a minute: a weekly series through Outlook's quirks and Communifire's changes"
 	@echo "make test   - install what is needed and run every test (Azurite and the emulator are started by the tests)"
-	@echo "make run    - run the function app locally on http://127.0.0.1:7071 with Azurite and the emulator"
+	@echo "make run    - the function app on http://127.0.0.1:7071 with Azurite and the emulator, generated settings, until Ctrl-C"
 	@echo "make doctor - check local.settings.json and reachability"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml

@@ -326,3 +326,32 @@ def test_version_and_bad_usage(capsys):
     assert code == EXIT_USAGE and "invalid choice" in err and len(err.strip().splitlines()) == 2
     code, _, err = run(capsys, "keygen", "--kid", "bad kid!")
     assert code == EXIT_USAGE and "key id 'bad kid!'" in err
+
+
+def test_local_reads_the_settings_make_run_wrote_or_says_to_start_it(env, capsys, monkeypatch, tmp_path):
+    from core.app.bootstrap import set_app
+    from core.cli import context
+
+    connected(env)
+    written = tmp_path / "run" / "local.settings.json"
+    monkeypatch.setattr(context, "local_run_settings", lambda: written)
+    code, _, err = run(capsys, "--local", "users")
+    assert code == EXIT_FAIL and "no local stack settings" in err and "make run" in err
+    written.parent.mkdir()
+    written.write_text(json.dumps({"IsEncrypted": False, "Values": env.environ}))
+    set_app(None)
+    for key in env.environ:
+        monkeypatch.delenv(key)
+    code, out, err = run(capsys, "users", "--local", "-o", "tsv")  # before or after the command
+    assert code == EXIT_OK and out.splitlines()[1].startswith("1001\tconnected\t"), err
+
+
+def test_doctor_reports_unreachable_storage_as_a_failed_check(env, capsys, monkeypatch):
+    import re
+
+    monkeypatch.setenv("AzureWebJobsStorage", re.sub(r"(Table|Queue)Endpoint=http://127\.0\.0\.1:\d+", r"\1Endpoint=http://127.0.0.1:9",
+                                                     env.environ["AzureWebJobsStorage"]))
+    code, out, _ = run(capsys, "doctor", "-o", "json")
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert code == EXIT_FAIL and checks["table storage"]["ok"] is False and checks["queue storage"]["ok"] is False
+    assert "ServiceRequestError" in checks["table storage"]["detail"] and checks["graph"]["ok"] is True
