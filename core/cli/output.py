@@ -123,7 +123,7 @@ class Output:
             self.note(note)
 
     def table(self, title: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> None:
-        if self.tty:
+        if self.tty and _has_rich():
             self._rich_table(title, columns, rows)
         else:
             self._plain_table(title, columns, rows)
@@ -170,6 +170,15 @@ class Output:
         """Progress of a long command, always on stderr."""
         self.err.write(text + "\n")
         self.err.flush()
+
+
+def _has_rich() -> bool:
+    """rich draws terminal tables; without it (a slim install) tables are plain text."""
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def short_time(iso_time: str | None) -> str:
