@@ -14,8 +14,8 @@ from core.cli.output import Column, Output, short_time
 from core.cli.users import check_user
 
 CALENDAR_COLUMNS = [Column("title"), Column("when", "when (UTC)"), Column("repeats"),
-                    Column("attendees", "attendees (RSVP)"), Column("links", "Outlook links"), Column("id", "event id")]
-AUDIT_COLUMNS = [Column("at", "at (UTC)"), Column("source"), Column("kind", "action"), Column("event_id", "event"),
+                    Column("attendees", "attendees (RSVP)"), Column("links", "links"), Column("id", "event id", whole=True)]
+AUDIT_COLUMNS = [Column("at", "at (UTC)"), Column("source"), Column("kind", "action"), Column("event_id", "event", whole=True),
                  Column("rule"), Column("reason")]
 
 

@@ -17,7 +17,7 @@ from core.cli.context import LIST_FORMATS, add_command, output_for, storage_app
 from core.cli.errors import EXIT_OK, CliError, usage
 from core.cli.output import cols
 
-POISON_COLUMNS = cols("id", "status", "event_id:event", "in_poison_queue:in poison queue", "reason")
+POISON_COLUMNS = cols("id!", "status", "event_id:event!", "in_poison_queue:in poison queue", "reason")
 
 
 def _app():

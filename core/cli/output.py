@@ -32,6 +32,9 @@ class Column:
     heading: str = ""
     #: style on a terminal (rich markup style), e.g. "bold"
     style: str = ""
+    #: an id or address: on a terminal it keeps its full width when it can, and other
+    #: columns wrap first (it still folds, never cuts, when the terminal is too narrow)
+    whole: bool = False
 
     @property
     def title(self) -> str:
@@ -39,14 +42,16 @@ class Column:
 
 
 def cols(*specs: str | Column) -> list[Column]:
-    """``cols("user_id:user", "state")`` -> columns (``key:heading``)."""
+    """``cols("user_id:user", "state", "id!")`` -> columns (``key:heading``; a trailing
+    ``!`` marks an id kept whole when the terminal allows)."""
     out = []
     for spec in specs:
         if isinstance(spec, Column):
             out.append(spec)
         else:
-            key, _, heading = spec.partition(":")
-            out.append(Column(key, heading))
+            whole = spec.endswith("!")
+            key, _, heading = spec.rstrip("!").partition(":")
+            out.append(Column(key, heading, whole=whole))
     return out
 
 
@@ -135,13 +140,29 @@ class Output:
         from rich.text import Text
 
         # no vertical rules: a wrapped id can be selected and copied without box characters
+        console = Console(file=self.stream, highlight=False, soft_wrap=False)
         table = Table(title=title, title_justify="left", expand=False, box=box.SIMPLE_HEAD)
-        for c in columns:
-            # fold: a long id wraps onto the next line whole, it is never cut with an ellipsis
-            table.add_column(c.title, overflow="fold", style=c.style or None)
-        for row in rows:
-            table.add_row(*(Text(cell(row.get(c.key))) for c in columns))
-        Console(file=self.stream, highlight=False, soft_wrap=False).print(table)
+        texts = [[cell(row.get(c.key)) for c in columns] for row in rows]
+        widest = [max([len(c.title)] + [len(t[i]) for t in texts]) for i, c in enumerate(columns)]
+        # Ids and addresses keep their whole width when the other columns can still have a
+        # few characters each: those get a max width (they wrap). No column gets a min
+        # width, so rich never crops a line; at worst everything folds, nothing is cut.
+        caps: list[int | None] = [None] * len(columns)
+        others = [i for i, c in enumerate(columns) if not c.whole]
+        room = console.width - 3 * len(columns) - 2 - sum(w for c, w in zip(columns, widest) if c.whole)
+        natural = sum(widest[i] for i in others)
+        if others and natural > room >= 8 * len(others):
+            for i in others:
+                caps[i] = min(widest[i], max(8, room * widest[i] // natural))
+            while sum(caps[i] or 0 for i in others) > room:  # the 8-character floor overshot
+                widest_cap = max(others, key=lambda i: caps[i] or 0)
+                caps[widest_cap] = (caps[widest_cap] or 0) - 1
+        for c, cap in zip(columns, caps):
+            # fold: a long value wraps onto the next line whole, it is never cut with an ellipsis
+            table.add_column(c.title, overflow="fold", style=c.style or None, max_width=cap)
+        for t in texts:
+            table.add_row(*(Text(v) for v in t))
+        console.print(table)
 
     def _plain_table(self, title: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> None:
         grid = [[c.title for c in columns]] + [[cell(row.get(c.key)).replace("\n", " ") for c in columns]

@@ -24,9 +24,9 @@ from core.cli.errors import EXIT_ATTENTION, EXIT_FAIL, EXIT_OK, CliError, unknow
 from core.cli.output import Column, Output
 from core.cli.users import check_user
 
-RESULT_COLUMNS = [Column("user_id", "user"), Column("upn", "account"), Column("outcome"), Column("actions"),
+RESULT_COLUMNS = [Column("user_id", "user", whole=True), Column("upn", "account", whole=True), Column("outcome"), Column("actions"),
                   Column("changes", "events changed"), Column("message")]
-PLAN_COLUMNS = [Column("kind", "action"), Column("event_id", "event"), Column("rule"), Column("reason")]
+PLAN_COLUMNS = [Column("kind", "action"), Column("event_id", "event", whole=True), Column("rule"), Column("reason")]
 
 
 def exit_code_for(outcomes: list[str]) -> int:

@@ -16,7 +16,7 @@ from core.cli.output import Column, cols, short_time
 STATES = ("connected", "needs_reconnect", "held")
 
 USER_COLUMNS = [
-    Column("user_id", "user"), Column("state"), Column("upn", "account"), Column("last_sync_at", "last sync (UTC)"),
+    Column("user_id", "user", whole=True), Column("state"), Column("upn", "account", whole=True), Column("last_sync_at", "last sync (UTC)"),
     Column("next_due_at", "next due (UTC)"), Column("pending", "pending work"), Column("last_error", "last error"),
 ]
 

@@ -82,3 +82,26 @@ def test_exit_codes_put_failures_before_attention():
     assert exit_code_for(["synced", "synced"]) == EXIT_OK
     assert exit_code_for(["synced", "held"]) == exit_code_for(["needs_reconnect"]) == EXIT_ATTENTION
     assert exit_code_for(["held", "failed"]) == exit_code_for(["timeout"]) == EXIT_FAIL
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 100, 120, 160, 220])
+def test_terminal_tables_never_exceed_the_width_nor_cut_an_id(width, monkeypatch):
+    """Ids are kept whole when the other columns can wrap instead, else folded: never cropped."""
+    import re
+
+    from core.cli.calendar import CALENDAR_COLUMNS
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    ids = [f"{n}b727c15-6326-50a0-a453-3a7992d39ae{n}" for n in range(3)]
+    rows = [{"title": f"Review {n} with a rather long subject line", "when": "2026-12-03 10:00 - 11:00",
+             "repeats": "weekly, 8 in window, 2 segments", "attendees": "bob@contoso.com (accepted)", "links": 3,
+             "id": i} for n, i in enumerate(ids)]
+    stream = Terminal()
+    Output("table", stream=stream).table("Calendar", CALENDAR_COLUMNS, rows)
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", stream.getvalue()).splitlines()
+    assert all(len(line.rstrip()) <= width for line in lines)
+    offset = next(line for line in lines if ids[0][:3] in line).find(ids[0][:3])
+    id_column = "".join(line[offset:].strip() for line in lines if line.strip() and set(line.strip()) != {"─"})
+    assert all(i in id_column for i in ids)
+    if width >= 120:
+        assert all(any(i in line for line in lines) for i in ids)  # room enough: each on one line
