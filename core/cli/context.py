@@ -152,12 +152,13 @@ def storage_app() -> Any:
 # -- questions -----------------------------------------------------------------------------
 
 
-def confirm(args: argparse.Namespace, question: str) -> None:
-    """Go on if ``--yes`` was given or the administrator answers y; else stop (exit 2 / 1)."""
+def confirm(args: argparse.Namespace, action: str, question: str) -> None:
+    """Go on if ``--yes`` was given or the administrator answers y; else stop (exit 2 / 1).
+    ``action`` names what would be done ("disconnect user 1001"), for the refusal."""
     if getattr(args, "yes", False):
         return
     if not sys.stdin.isatty():
-        raise usage(f"{question.rstrip('?')}: refusing without --yes (no terminal to ask)")
+        raise usage(f"refusing to {action} without --yes (no terminal to ask)")
     sys.stderr.write(f"{question} [y/N] ")
     sys.stderr.flush()
     answer = sys.stdin.readline().strip().lower()

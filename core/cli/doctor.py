@@ -154,6 +154,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         out.say("All well.")
     elif invalid:
         out.say("Settings are missing or invalid (see 'problem' above); nothing else was checked.")
+        if not args.settings_file and not raw.get("AzureWebJobsStorage"):
+            out.say("No settings found: copy local.settings.example.json to local.settings.json for a real tenant, "
+                    "or run 'make run' for a local stack and use 'outlook-sync --local'.")
     else:
         out.say("Something needs attention (see the checks above).")
     return code

@@ -214,8 +214,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     planned = _plan(app, user, full=True)
     plan = replace(planned.plan, held=None)
     deletes = sum(1 for a in plan.actions if "delete" in a.kind)
-    confirm(args, f"Apply {len(plan.actions)} action(s) ({deletes} delete(s)) to user {user.user_id}'s Communifire "
-                  "calendar?")
+    confirm(args, f"apply user {user.user_id}'s held plan",
+            f"Apply {len(plan.actions)} action(s) ({deletes} delete(s)) to user {user.user_id}'s Communifire calendar?")
     ctx = service.sync_context(app)
     for change in changes_for(user.user_id, planned.state, planned.loaded, plan):
         apply_event_change(ctx, {"user_id": user.user_id, "change": change.to_json()})

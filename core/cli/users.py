@@ -56,8 +56,9 @@ def cmd_disconnect(args: argparse.Namespace) -> int:
     user = app.users.get(user_id)
     if user is None:
         raise unknown_user(user_id)
-    confirm(args, f"Disconnect user {user_id} ({user.upn or 'no account'})? Their Outlook tokens and sync state are "
-                  "wiped; Communifire's events stay.")
+    confirm(args, f"disconnect user {user_id}",
+            f"Disconnect user {user_id} ({user.upn or 'no account'})? Their Outlook tokens and sync state are wiped; "
+            "Communifire's events stay.")
     service.disconnect(app, user_id)
     if out.fmt == "json":
         out.json({"user_id": user_id, "disconnected": True})
