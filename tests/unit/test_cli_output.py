@@ -105,3 +105,15 @@ def test_terminal_tables_never_exceed_the_width_nor_cut_an_id(width, monkeypatch
     assert all(i in id_column for i in ids)
     if width >= 120:
         assert all(any(i in line for line in lines) for i in ids)  # room enough: each on one line
+
+
+def test_a_record_is_field_value_lines_or_its_json_document():
+    doc = {"user_id": "1001", "held": True, "reason": None}
+    table, tsv, js = io.StringIO(), io.StringIO(), io.StringIO()
+    Output("table", stream=table).record("User 1001", doc)
+    Output("tsv", stream=tsv).record("User 1001", doc)
+    Output("json", stream=js).record("User 1001", doc)
+    assert table.getvalue().splitlines() == ["User 1001", "field    value", "user id  1001", "held     yes",
+                                             "reason   -"]
+    assert tsv.getvalue() == "user_id\t1001\nheld\ttrue\nreason\t\n"
+    assert js.getvalue().startswith('{\n  "user_id": "1001"')
