@@ -44,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in values.items():
         os.environ.setdefault(key, str(value))
 
-    from core.config.settings import DEFAULT_SCHEDULE, SettingsError, parse_settings
+    from core.config.settings import DEFAULT_SCHEDULE, QUEUE_SETTINGS, SettingsError, parse_settings
 
     try:
-        parse_settings({k: v for k, v in os.environ.items()}, file_exists=os.path.isfile)
+        settings = parse_settings({k: v for k, v in os.environ.items()}, file_exists=os.path.isfile)
     except SettingsError as exc:
         print(f"python -m devhost: settings are missing or invalid ({settings_path}"
               f"{'' if settings_path.is_file() else ': not found'}):", file=sys.stderr)
@@ -57,13 +57,19 @@ def main(argv: list[str] | None = None) -> int:
               "(outlook-sync doctor lists every setting).", file=sys.stderr)
         return 2
     os.environ.setdefault("SyncSchedule", DEFAULT_SCHEDULE)  # the timer binds %SyncSchedule%
+    for logical, setting in QUEUE_SETTINGS.items():  # the queue triggers bind %SyncJobsQueue%...
+        os.environ.setdefault(setting, settings.queue_name(logical))
 
     sys.path.insert(0, str(ROOT))
     import function_app  # noqa: E402 - after the settings are in the environment
     from devhost.host import LocalHost
 
-    host = LocalHost(function_app.app, root=ROOT, environ=dict(os.environ), port=args.port,
-                     function_key=args.function_key, run_timers=not args.no_timers)
+    try:
+        host = LocalHost(function_app.app, root=ROOT, environ=dict(os.environ), port=args.port,
+                         function_key=args.function_key, run_timers=not args.no_timers)
+    except KeyError as exc:  # a %Setting% binding expression or a connection setting is not set
+        print(f"python -m devhost: {exc.args[0]} (see local.settings.example.json)", file=sys.stderr)
+        return 2
     host.start()
     ready = {"url": host.url, "function_key": host.function_key,
              "functions": sorted(f.get_function_name() for f in host.functions)}

@@ -122,6 +122,7 @@ class LocalHost:
         port: int = 7071,
         function_key: str | None = None,
         run_timers: bool = True,
+        run_queues: bool = True,
         poll_floor: float = 0.1,
         queue_overrides: dict[str, Any] | None = None,
     ):
@@ -133,6 +134,7 @@ class LocalHost:
             setattr(self.queue_options, key, value)
         self.function_key = function_key or secrets.token_urlsafe(24)
         self.run_timers = run_timers
+        self.run_queues = run_queues
         self.poll_floor = poll_floor
         self.functions = functions_of(app)
         self.http_routes: list[tuple[re.Pattern[str], set[str], str, Any]] = []
@@ -181,7 +183,7 @@ class LocalHost:
     def start(self) -> "LocalHost":
         self._started = True
         self._spawn(self._server.serve_forever, "http")
-        for name in self.queues:
+        for name in self.queues if self.run_queues else ():
             self._spawn(lambda n=name: self._poll_queue(n), f"queue:{name}")
         if self.run_timers:
             for name in self.timers:

@@ -20,7 +20,7 @@ import requests
 
 from core.app.bootstrap import App, set_app, utcnow
 from core.adapters.crypto import new_key
-from core.config.settings import Settings, parse_settings
+from core.config.settings import QUEUE_SETTINGS, Settings, parse_settings
 from devhost.host import LocalHost
 from devhost.services import ROOT
 
@@ -41,6 +41,9 @@ class Stack:
     port: int = 0
     function_key: str | None = None
     run_timers: bool = False
+    #: False: the host serves HTTP and timers on demand but consumes no queue, so a test
+    #: that calls a trigger directly can read what it enqueued without racing the host.
+    run_queues: bool = True
 
     def start(self) -> "Stack":
         from emulator.control import EmulatorControl
@@ -67,8 +70,12 @@ class Stack:
             "TlsCaBundle": self.emulator.ca_bundle,
             "StorageNamePrefix": self.prefix,
         }
+        # Each stack has its own queues (issue 11 item 8): stacks sharing one Azurite never
+        # consume each other's messages. The triggers bind these settings (%SyncJobsQueue%...).
+        self.environ |= {setting: f"{self.prefix}-{logical}" for logical, setting in QUEUE_SETTINGS.items()}
         self.host = LocalHost(_function_app(), root=ROOT, environ=self.environ | {"SiteUrl": "http://127.0.0.1"},
-                              port=self.port, function_key=self.function_key, run_timers=self.run_timers, poll_floor=0.05,
+                              port=self.port, function_key=self.function_key, run_timers=self.run_timers,
+                              run_queues=self.run_queues, poll_floor=0.05,
                               queue_overrides={"max_polling_interval": 0.5, **self.queue_overrides})
         self.environ["SiteUrl"] = self.host.url
         self.environ.update(self.extra)
@@ -76,7 +83,7 @@ class Stack:
         self.app = App(self.settings, clock=self.clock)
         set_app(self.app)
         self.app.storage.ensure()
-        for queue in ("sync-jobs", "writes", "outbound"):
+        for queue in QUEUE_SETTINGS:
             for name in (queue, f"{queue}-poison"):
                 self.app.storage.queue(name).clear_messages()
         self.control.register_app(self.client_id, self.client_secret, [self.settings.redirect_uri], self.tenant_id,

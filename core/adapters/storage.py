@@ -22,12 +22,12 @@ from azure.storage.queue import (
     TextBase64EncodePolicy,
 )
 
-from core.config.settings import Settings
+from core.config.settings import QUEUE_SETTINGS, Settings
 
 log = logging.getLogger(__name__)
 
 TABLES = ("Users", "AuthFlows", "Events", "OutlookIndex", "MeetingIndex", "Audit", "Payloads", "Operations")
-QUEUES = ("sync-jobs", "writes", "outbound")
+QUEUES = tuple(QUEUE_SETTINGS)  # logical names; the real ones come from settings
 #: Queue messages are at most 64 KiB; base64 adds a third. Larger payloads go by reference.
 MAX_INLINE_MESSAGE = 45_000
 _CHUNK = 30_000  # characters per string property (64 KiB of UTF-16 with room to spare)
@@ -88,8 +88,9 @@ class Storage:
         return f"{self._prefix}{name}"
 
     def queue_name(self, name: str) -> str:
-        # Queue names are fixed: the triggers in function_app.py bind them literally.
-        return name
+        """The real queue behind a logical name (``sync-jobs``, ``outbound-poison``...):
+        from the settings the triggers bind (``%SyncJobsQueue%``...)."""
+        return self._settings.queue_name(name)
 
     def table(self, name: str) -> TableClient:
         if name not in self._tables:

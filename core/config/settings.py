@@ -22,6 +22,20 @@ CALLBACK_PATH = "/oauth2/outlook/callback"
 #: Delegated Graph permissions (MSAL adds openid, profile and offline_access itself).
 SCOPES: tuple[str, ...] = ("Calendars.ReadWrite", "User.Read")
 
+#: The app's queues: logical name (used in code) -> the app setting naming the real queue.
+#: The queue triggers bind the same settings (``%SyncJobsQueue%``...), so the host and the
+#: app always agree, and each test stack or side-by-side install can use its own queues.
+#: Every queue the app adds follows this pattern; ``<name>-poison`` is its poison twin.
+QUEUE_SETTINGS: dict[str, str] = {
+    "sync-jobs": "SyncJobsQueue",
+    "writes": "WritesQueue",
+    "outbound": "OutboundQueue",
+}
+#: Azure queue names: 3-63 lower-case letters, digits and single hyphens, starting and
+#: ending with a letter or digit; 56 at most here so that ``-poison`` still fits.
+_QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,54}[a-z0-9]$")
+POISON_SUFFIX = "-poison"
+
 SECRET_SETTINGS = frozenset({"OutlookApiClientSecret", "TokenEncryptionKey", "AzureWebJobsStorage"})
 _KEY_VAULT_LITERAL = "@Microsoft.KeyVault("
 _STORAGE_IDENTITY_KEYS = ("AzureWebJobsStorage__tableServiceUri", "AzureWebJobsStorage__queueServiceUri")
@@ -42,7 +56,10 @@ SETTING_HELP: dict[str, str] = {
     "GraphApiBaseUrl": "Microsoft Graph base URL",
     "AuthorityHost": "Entra ID sign-in host",
     "TlsCaBundle": "optional extra CA certificates to trust (PEM file path)",
-    "StorageNamePrefix": "optional prefix for table and queue names (tests, side-by-side installs)",
+    "StorageNamePrefix": "optional prefix for table names (tests, side-by-side installs)",
+    "SyncJobsQueue": "queue of per-user sync jobs (default sync-jobs; the sync_user trigger binds %SyncJobsQueue%)",
+    "WritesQueue": "queue of reconciled writes (default writes; the apply_writes trigger binds %WritesQueue%)",
+    "OutboundQueue": "queue of Communifire changes (default outbound; the apply_outbound trigger binds %OutboundQueue%)",
 }
 
 
@@ -96,6 +113,21 @@ class Settings:
     authority_host: str = DEFAULT_AUTHORITY_HOST
     ca_bundle: str | None = None
     name_prefix: str = ""
+    #: (logical name, real queue name) for each of QUEUE_SETTINGS.
+    queues: tuple[tuple[str, str], ...] = tuple((name, name) for name in QUEUE_SETTINGS)
+
+    def queue_name(self, logical: str) -> str:
+        """The real name of a queue (or of its ``-poison`` twin) from its logical name.
+
+        A name that is not one of the app's queues is returned unchanged.
+        """
+        base, poison = logical, ""
+        if logical.endswith(POISON_SUFFIX):
+            base, poison = logical[: -len(POISON_SUFFIX)], POISON_SUFFIX
+        for name, real in self.queues:
+            if name == base:
+                return real + poison
+        return logical
 
     @property
     def redirect_uri(self) -> str:
@@ -217,7 +249,7 @@ def ncrontab_problem(value: str) -> str | None:
 
 #: What reading the stored state needs (the read-only CLI commands): storage access only,
 #: no client secret and no encryption key. Settings naming tables or queues belong here.
-STORAGE_SETTINGS = frozenset({"AzureWebJobsStorage", "StorageNamePrefix"})
+STORAGE_SETTINGS = frozenset({"AzureWebJobsStorage", "StorageNamePrefix", *QUEUE_SETTINGS.values()})
 
 
 def parse_settings(values: Mapping[str, str], file_exists: Callable[[str], bool] = lambda _p: True,
@@ -326,6 +358,16 @@ def parse_settings(values: Mapping[str, str], file_exists: Callable[[str], bool]
     if prefix and not re.fullmatch(r"[a-z][a-z0-9]{0,19}", prefix):
         problems.append(Problem("StorageNamePrefix", "must be 1-20 lower-case letters and digits, starting with a letter"))
 
+    queues: list[tuple[str, str]] = []
+    for logical, setting in QUEUE_SETTINGS.items():
+        real = get(setting) or logical
+        if not _QUEUE_NAME.match(real):
+            problems.append(Problem(setting, "must be 3-56 lower-case letters, digits and single hyphens, "
+                                             f"starting and ending with a letter or digit, got {real!r}"))
+        elif any(real == other for _, other in queues):
+            problems.append(Problem(setting, f"names the queue {real!r} that another queue setting already uses"))
+        queues.append((logical, real))
+
     if only is not None:
         problems = [p for p in problems if p.setting in only]
     if problems:
@@ -346,6 +388,7 @@ def parse_settings(values: Mapping[str, str], file_exists: Callable[[str], bool]
         authority_host=authority_host,
         ca_bundle=ca_bundle,
         name_prefix=prefix,
+        queues=tuple(queues),
     )
 
 

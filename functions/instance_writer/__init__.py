@@ -1,5 +1,5 @@
-"""Queue `writes`: apply one event's reconciled change to Table Storage.
-Queue `outbound`: apply one Communifire change to Table Storage and to Outlook."""
+"""Queue `%WritesQueue%` (writes): apply one event's reconciled change to Table Storage.
+Queue `%OutboundQueue%` (outbound): apply one Communifire change to Table Storage and to Outlook."""
 
 import logging
 
@@ -12,13 +12,13 @@ bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
 
-@bp.queue_trigger(arg_name="msg", queue_name="writes", connection="AzureWebJobsStorage")
+@bp.queue_trigger(arg_name="msg", queue_name="%WritesQueue%", connection="AzureWebJobsStorage")
 def apply_writes(msg: func.QueueMessage) -> None:
     outcome = service.run_write(get_app(), msg.get_body().decode("utf-8"))
     service.logs.info(log, "write applied", message_id=msg.id, outcome=outcome, dequeue_count=msg.dequeue_count)
 
 
-@bp.queue_trigger(arg_name="msg", queue_name="outbound", connection="AzureWebJobsStorage")
+@bp.queue_trigger(arg_name="msg", queue_name="%OutboundQueue%", connection="AzureWebJobsStorage")
 def apply_outbound(msg: func.QueueMessage) -> None:
     outcome = outbound_exec.run_outbound(get_app(), msg.get_body().decode("utf-8"))
     service.logs.info(log, "outbound message done", message_id=msg.id, outcome=outcome, dequeue_count=msg.dequeue_count)

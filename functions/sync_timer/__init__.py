@@ -1,4 +1,4 @@
-"""Timer: fan out one sync job per due user; queue `sync-jobs`: sync one user."""
+"""Timer: fan out one sync job per due user; queue `%SyncJobsQueue%` (sync-jobs): sync one user."""
 
 import logging
 
@@ -18,7 +18,7 @@ def sync_timer(timer: func.TimerRequest) -> None:
     service.enqueue_due(get_app())
 
 
-@bp.queue_trigger(arg_name="msg", queue_name="sync-jobs", connection="AzureWebJobsStorage")
+@bp.queue_trigger(arg_name="msg", queue_name="%SyncJobsQueue%", connection="AzureWebJobsStorage")
 def sync_user(msg: func.QueueMessage) -> None:
     report = service.run_sync_job(get_app(), msg.get_body().decode("utf-8"))
     service.logs.info(log, "sync job done", user_id=report.user_id, outcome=report.outcome)

@@ -212,6 +212,20 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'AuthorityHost'
           value: authorityHost
         }
+        // The queues: the triggers bind %SyncJobsQueue%, %WritesQueue% and %OutboundQueue%,
+        // and the app reads the same settings. These are the queues core/storage.bicep creates.
+        {
+          name: 'SyncJobsQueue'
+          value: 'sync-jobs'
+        }
+        {
+          name: 'WritesQueue'
+          value: 'writes'
+        }
+        {
+          name: 'OutboundQueue'
+          value: 'outbound'
+        }
       ], optionalSettings)
     }
     functionAppConfig: {

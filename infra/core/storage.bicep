@@ -30,6 +30,7 @@ param deploymentContainerName string
 @description('Log Analytics workspace that receives the table and queue access logs.')
 param logAnalyticsWorkspaceId string
 
+// The app settings SyncJobsQueue, WritesQueue and OutboundQueue (app/function.bicep) name these.
 var queueNames = [
   'sync-jobs'
   'sync-jobs-poison'

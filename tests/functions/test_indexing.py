@@ -45,9 +45,10 @@ def test_the_timer_schedule_is_an_app_setting_and_does_not_run_on_startup():
 
 
 def test_queue_triggers_bind_their_queues_on_the_storage_connection():
-    assert trigger("sync_user")["queueName"] == "sync-jobs"
-    assert trigger("apply_writes")["queueName"] == "writes"
-    assert trigger("apply_outbound")["queueName"] == "outbound"
+    # Bound through app settings (issue 11 item 8), resolved by the host at start-up.
+    assert trigger("sync_user")["queueName"] == "%SyncJobsQueue%"
+    assert trigger("apply_writes")["queueName"] == "%WritesQueue%"
+    assert trigger("apply_outbound")["queueName"] == "%OutboundQueue%"
     for name in ("sync_user", "apply_writes", "apply_outbound"):
         assert trigger(name)["connection"] == "AzureWebJobsStorage"
 

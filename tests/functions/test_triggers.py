@@ -16,6 +16,13 @@ from core.adapters.users import CONNECTED, UserRecord
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def stack(make_stack):
+    """A stack whose host consumes no queue: these tests call the triggers themselves and
+    read what they enqueued (issue 11 item 8: no race with the host's own sync_user)."""
+    return make_stack(run_queues=False)
+
+
 def user_function(name):
     for fn in functions_of(function_app.app):
         if fn.get_function_name() == name:
@@ -59,7 +66,9 @@ def test_timer_trigger_enqueues_one_base64_job_per_due_user(stack):
     user_function("sync_timer")(TimerRequest(past_due=True))
     jobs = list(stack.app.storage.queue("sync-jobs").peek_messages(max_messages=10))
     assert [json.loads(m.content)["user_id"] for m in jobs] == ["1001"]
-    raw = stack.app.storage._queue_service.get_queue_client("sync-jobs").peek_messages(max_messages=1)[0].content
+    real = stack.app.storage.queue_name("sync-jobs")
+    assert real == stack.environ["SyncJobsQueue"] != "sync-jobs"  # this stack's own queue
+    raw = stack.app.storage._queue_service.get_queue_client(real).peek_messages(max_messages=1)[0].content
     assert not raw.startswith("{")  # on the wire it is base64, as the queue trigger expects
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config.settings import SETTING_HELP
+from core.config.settings import QUEUE_SETTINGS, SETTING_HELP
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -45,6 +45,9 @@ REQUIRED_APP_SETTINGS = {
     "GraphApiBaseUrl",
     "AuthorityHost",
     "TlsCaBundle",
+    "SyncJobsQueue",
+    "WritesQueue",
+    "OutboundQueue",
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
     "AzureWebJobsStorage__blobServiceUri",
@@ -169,6 +172,15 @@ def test_the_communifire_queues_and_their_poison_twins_are_created() -> None:
     text = code(STORAGE)
     names = set(re.findall(r"^\s*'([a-z-]+)'\s*$", block_after(text, text.index("var queueNames"), "[]"), re.MULTILINE))
     assert names == QUEUES | {f"{q}-poison" for q in QUEUES}
+
+
+def test_the_queue_settings_name_the_created_queues() -> None:
+    # Issue 11 item 8: the triggers bind %SyncJobsQueue%...; in Azure they name the queues
+    # storage.bicep creates (the defaults), so the host, the app and the backend agree.
+    settings = app_settings()
+    named = {setting: settings[setting].strip("'") for setting in QUEUE_SETTINGS.values()}
+    assert set(named.values()) == QUEUES
+    assert named == {setting: logical for logical, setting in QUEUE_SETTINGS.items()}  # the app's defaults
 
 
 # --- the function app ------------------------------------------------------------------

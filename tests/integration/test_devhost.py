@@ -114,7 +114,8 @@ def test_python_m_devhost_serves_the_apps_own_functions_and_stops_cleanly(tmp_pa
         "OutlookApiClientID": "11111111-2222-3333-4444-555555555555", "OutlookApiClientSecret": "x",
         "SAMLTenantID": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "EnableCalendarSync": "false",
         "SiteUrl": "http://127.0.0.1:7071", "SyncSchedule": "0 0 3 * * *",
-        "TokenEncryptionKey": "k1:" + "A" * 43}}))
+        "TokenEncryptionKey": "k1:" + "A" * 43,
+        "SyncJobsQueue": "devhost-sync-jobs", "WritesQueue": "devhost-writes", "OutboundQueue": "devhost-outbound"}}))
     proc = subprocess.Popen([sys.executable, "-m", "devhost", "--port", "0", "--settings", str(settings),
                              "--function-key", "test-key"], cwd=ROOT, env=clean_env(tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, start_new_session=True)
@@ -132,7 +133,8 @@ def test_python_m_devhost_serves_the_apps_own_functions_and_stops_cleanly(tmp_pa
         assert s.get(f"{url}/oauth2/outlook/callback").status_code == 400  # anonymous, no state
         assert s.post(f"{url}/admin/functions/sync_timer", params={"code": "test-key"}).status_code == 202
         status = s.get(f"{url}/admin/host/status", params={"code": "test-key"}).json()
-        assert "sync-jobs" in status["queues"]
+        # The queue triggers bind %SyncJobsQueue%...: the host resolves them from the settings.
+        assert {"devhost-sync-jobs", "devhost-writes", "devhost-outbound"} <= set(status["queues"])
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=30) == 0

@@ -56,7 +56,9 @@ def states(event):
 def synced(stack):
     status = stack.sync_all()
     assert status["recent_failures"] == [], status["recent_failures"]
-    assert status["queues"].get("writes-poison", 0) == 0 and status["queues"].get("sync-jobs-poison", 0) == 0
+    poison = [stack.app.storage.queue_name(q) for q in ("writes-poison", "sync-jobs-poison")]
+    assert all(q in status["queues"] for q in poison), status["queues"]
+    assert [status["queues"][q] for q in poison] == [0, 0]
 
 
 def test_a_weekly_series_becomes_one_event_with_its_instances_in_the_series_zone(alice):

@@ -23,9 +23,13 @@ def test_host_json_queue_options_are_read():
     assert (opts.max_dequeue_count, opts.visibility_timeout, opts.max_polling_interval, opts.batch_size) == (3, 30, 60, 4)
 
 
+QUEUE_SETTINGS = {"SyncJobsQueue": "a-sync-jobs", "WritesQueue": "a-writes", "OutboundQueue": "a-outbound"}
+
+
 def test_six_field_ncrontab_has_seconds_first_and_is_utc():
     host = LocalHost(function_app.app, root=ROOT, port=0, run_timers=False,
-                     environ={"SyncSchedule": "30 */15 * * * *", "AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+                     environ={"SyncSchedule": "30 */15 * * * *", "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                              **QUEUE_SETTINGS})
     try:
         after = datetime(2026, 1, 1, 10, 7, 0, tzinfo=timezone.utc)
         assert host.next_run("sync_timer", after) == datetime(2026, 1, 1, 10, 15, 30, tzinfo=timezone.utc)
@@ -34,3 +38,22 @@ def test_six_field_ncrontab_has_seconds_first_and_is_utc():
         assert set(host.queues) == {"sync_user", "apply_writes", "apply_outbound"} and set(host.timers) == {"sync_timer"}
     finally:
         host.stop()
+
+
+def test_queue_triggers_listen_on_the_queues_their_settings_name():
+    """Issue 11 item 8: %SyncJobsQueue%... resolved from app settings, as the Functions host does."""
+    host = LocalHost(function_app.app, root=ROOT, port=0, run_timers=False,
+                     environ={"SyncSchedule": "0 */15 * * * *", "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                              **QUEUE_SETTINGS})
+    try:
+        assert {name: q[0] for name, q in host.queues.items()} == {
+            "sync_user": "a-sync-jobs", "apply_writes": "a-writes", "apply_outbound": "a-outbound"}
+    finally:
+        host.stop()
+
+
+def test_a_queue_setting_that_is_not_set_stops_the_host_with_its_name():
+    environ = {"SyncSchedule": "0 */15 * * * *", "AzureWebJobsStorage": "UseDevelopmentStorage=true", **QUEUE_SETTINGS}
+    del environ["WritesQueue"]
+    with pytest.raises(KeyError, match="%WritesQueue%"):
+        LocalHost(function_app.app, root=ROOT, port=0, run_timers=False, environ=environ)

@@ -134,3 +134,36 @@ def test_key_ids_are_checked_the_same_way_by_keygen_and_the_setting():
     assert kid_problem("k-2026_01") is None
     assert "1-32 letters" in kid_problem("bad kid!")
     assert "1-32 letters" in problems_of(dict(GOOD, TokenEncryptionKey="bad kid!:" + "A" * 43))["TokenEncryptionKey"]
+
+
+def test_queue_names_default_to_the_documented_ones():
+    """Issue 11 item 8: defaults unchanged (sync-jobs, writes, outbound), poison twins follow."""
+    s = parse_settings(GOOD)
+    assert [s.queue_name(q) for q in ("sync-jobs", "writes", "outbound")] == ["sync-jobs", "writes", "outbound"]
+    assert s.queue_name("outbound-poison") == "outbound-poison"
+
+
+def test_queue_names_come_from_their_settings_with_their_poison_twins():
+    s = parse_settings(dict(GOOD, SyncJobsQueue="t1-sync-jobs", WritesQueue="t1-writes", OutboundQueue="t1-outbound"))
+    assert [s.queue_name(q) for q in ("sync-jobs", "writes-poison", "outbound")] == [
+        "t1-sync-jobs", "t1-writes-poison", "t1-outbound"]
+    assert s.queue_name("not-an-app-queue") == "not-an-app-queue"
+
+
+@pytest.mark.parametrize("name", ["Sync-Jobs", "ab", "a--b", "-abc", "abc-", "a" * 57, "with space"])
+def test_a_queue_name_azure_would_refuse_is_a_problem_naming_its_setting(name):
+    assert "lower-case letters" in problems_of(dict(GOOD, OutboundQueue=name))["OutboundQueue"]
+
+
+def test_the_clis_storage_only_checks_include_the_queue_names():
+    from core.config.settings import STORAGE_SETTINGS
+
+    values = {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "OutboundQueue": "cf-outbound"}
+    assert parse_settings(values, only=STORAGE_SETTINGS).queue_name("outbound-poison") == "cf-outbound-poison"
+    assert "OutboundQueue" in {p.setting for p in pytest.raises(SettingsError, parse_settings,
+                                                                dict(values, OutboundQueue="Bad"),
+                                                                only=STORAGE_SETTINGS).value.problems}
+
+
+def test_two_queue_settings_naming_one_queue_is_a_problem():
+    assert "another queue setting" in problems_of(dict(GOOD, WritesQueue="sync-jobs"))["WritesQueue"]
