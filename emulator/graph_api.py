@@ -251,8 +251,8 @@ def _calendar_json(req: Request, u) -> dict:
             "isRemovable": False, "owner": {"name": u.display_name, "address": u.upn}}
 
 
-def _view(req: Request, allow_select: bool = True) -> View:
-    view = View.from_request(req, allow_select)
+def _view(req: Request, allow_select: bool = True, write: bool = False) -> View:
+    view = View.from_request(req, allow_select, write)
     try:
         resolve_tz(view.tz)
     except TimeZoneError:
@@ -309,25 +309,40 @@ def _create(state, req, mb, target) -> Response:
     body = _body(req)
     item, _ = state.store.create(mb, body)
     out = {"@odata.context": _ctx(req, target, "events/$entity")}
-    out.update(_render(item, _view(req)))
+    out.update(_render(item, _view(req, write=True)))
     return json_response(201, out, {"Location": f"{req.base_url}/v1.0/users('{target.id}')/events('{item.id}')",
                                     **_applied(req)})
+
+
+def _check_if_match(req: Request, item: Item, day) -> None:
+    """``If-Match`` with a stale ``@odata.etag`` is refused with 412 (GRAPH.md section 10)."""
+    wanted = req.headers.get("If-Match")
+    if wanted is None or wanted.strip() == "*":
+        return
+    current = (item if day is None else instance_at(item, day)).change_key
+    given = [t.strip() for t in wanted.split(",")]
+    if not any(t in (f'W/"{current}"', f'"{current}"', current) for t in given):
+        raise GraphError(412, "ErrorIrresolvableConflict",
+                         "The send or update operation could not be performed because the change key "
+                         "passed in the request does not match the current change key for the item.")
 
 
 def _patch_event(state, req, mb, target, event_id) -> Response:
     body = _body(req)
     item, day = state.store.resolve(mb, event_id)
+    _check_if_match(req, item, day)
     if day is None:
         obj = state.store.update(mb, item, body)
     else:
         obj = state.store.update_occurrence(mb, item, day, body)
     out = {"@odata.context": _ctx(req, target, "events/$entity")}
-    out.update(_render(obj, _view(req)))
+    out.update(_render(obj, _view(req, write=True)))
     return json_response(200, out, _applied(req))
 
 
 def _delete_event(state, req, mb, event_id) -> Response:
     item, day = state.store.resolve(mb, event_id)
+    _check_if_match(req, item, day)
     if day is None:
         state.store.delete(mb, item)
     else:

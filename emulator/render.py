@@ -36,29 +36,38 @@ class View:
     """How to render: time zone, body type, $select, $expand (ext-prop filter)."""
 
     def __init__(self, tz: str | None = None, body_text: bool = False,
-                 select: list[str] | None = None, expand: str | None = None):
+                 select: list[str] | None = None, expand: str | None = None,
+                 own_zone: bool = False):
         self.tz = tz or "UTC"
         self.body_text = body_text
         self.select = select
         self.expand = expand or ""
+        #: times in each item's own zone (write responses without outlook.timezone, GRAPH.md section 10)
+        self.own_zone = own_zone
 
     @classmethod
-    def from_request(cls, req, allow_select: bool = True) -> "View":
+    def from_request(cls, req, allow_select: bool = True, write: bool = False) -> "View":
+        """The view a request asks for; ``write``: a POST/PATCH response, whose times are in
+        the event's own zone unless ``Prefer: outlook.timezone`` names one (GRAPH.md section 10)."""
         pref = req.prefer()
         tz = pref.get("outlook.timezone") or "UTC"
         body_text = pref.get("outlook.body-content-type", "html").lower() == "text"
         select = None
         raw = req.q("$select")
         if raw is not None and allow_select:
-            select = []
-            for name in [s.strip() for s in raw.split(",") if s.strip()]:
-                canon = SELECTABLE.get(name.lower())
-                if canon is None:
-                    raise GraphError(400, "RequestBroker--ParseUri",
-                                     f"Could not find a property named '{name}' on type "
-                                     "'microsoft.graph.event'.")
-                select.append(canon)
-        return cls(tz, body_text, select, req.q("$expand"))
+            select = parse_select(raw)
+        return cls(tz, body_text, select, req.q("$expand"), own_zone=write and "outlook.timezone" not in pref)
+
+    def zone(self, own_tz: str) -> str:
+        return own_tz if self.own_zone else self.tz
+
+    def expand_select(self, relation: str) -> list[str] | None:
+        """The ``$select`` inside ``$expand=relation($select=...)``, or None for all properties."""
+        m = re.search(rf"(?i){relation}\s*\(([^()]*)\)", self.expand)
+        if not m:
+            return None
+        inner = re.search(r"(?i)\$select=([^;]*)", m.group(1))
+        return parse_select(inner.group(1)) if inner else None
 
     def selected(self, key: str) -> bool:
         return self.select is None or key in self.select
@@ -73,13 +82,31 @@ class View:
         return [x.lower() for x in re.findall(r"id\s+eq\s+'([^']*)'", inner, re.I)] or ["*"]
 
 
+def parse_select(raw: str) -> list[str]:
+    """Canonical property names of a ``$select`` list; 400 for an unknown one."""
+    select = []
+    for name in [s.strip() for s in raw.split(",") if s.strip()]:
+        canon = SELECTABLE.get(name.lower())
+        if canon is None:
+            raise GraphError(400, "RequestBroker--ParseUri",
+                             f"Could not find a property named '{name}' on type "
+                             "'microsoft.graph.event'.")
+        select.append(canon)
+    return select
+
+
 def _when(props: dict, when, own_tz: str, view: View) -> dict:
     """A start/end in the view's zone; all-day events float (midnight in any zone)."""
     if props.get("isAllDay"):
-        from .timeutil import resolve_tz
-        local = when.astimezone(resolve_tz(own_tz)).replace(tzinfo=None)
-        return {"dateTime": local.strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": view.tz}
-    return fmt_dtz(when, view.tz)
+        return floating_day(when, own_tz, view.zone(own_tz))
+    return fmt_dtz(when, view.zone(own_tz))
+
+
+def floating_day(when, own_tz: str, shown_tz: str) -> dict:
+    """An all-day boundary: the midnight of its own zone, labelled with the shown zone, never shifted."""
+    from .timeutil import resolve_tz
+    local = when.astimezone(resolve_tz(own_tz)).replace(tzinfo=None)
+    return {"dateTime": local.strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": shown_tz}
 
 
 def _etag(ck: str) -> str:
@@ -138,9 +165,15 @@ def item_json(item: Item, view: View, odata_type: bool = False, instances_fn=Non
             gone = sorted(item.cancelled | item.local_cancelled)
             out["cancelledOccurrences"] = [f"OID.{item.id}.{d.isoformat()}" for d in gone]
         if "exceptionOccurrences" in view.select and "exceptionoccurrences" in view.expand.lower():
-            sub = View(view.tz, view.body_text, None, None)
+            # $expand=exceptionOccurrences($select=...) picks the exceptions' properties;
+            # without it they carry the outer $select (recorded beta docs payload), and no etag
+            inner = view.expand_select("exceptionOccurrences")
+            if inner is None:
+                inner = [k for k in view.select if k not in ("exceptionOccurrences", "cancelledOccurrences")]
+            sub = View(view.tz, view.body_text, inner, None, own_zone=view.own_zone)
             out["exceptionOccurrences"] = [
-                instance_json(instances_fn(item, d), sub) for d in sorted(item.exceptions)
+                {k: v for k, v in instance_json(instances_fn(item, d), sub).items() if k != "@odata.etag"}
+                for d in sorted(item.exceptions)
                 if d not in item.cancelled and d not in item.local_cancelled]
     _ext(item.props, view, out)
     return _finish(out, view)
@@ -170,10 +203,13 @@ def instance_json(inst: Instance, view: View, odata_type: bool = False) -> dict:
 
 
 def bare_occurrence(inst: Instance, tz: str) -> dict:
-    """The bare row delta returns for an occurrence (observed, GRAPH.md section 2)."""
+    """The bare row delta returns for an occurrence (observed, GRAPH.md section 2); an
+    all-day occurrence keeps its whole dates in any zone, as every other read shows it."""
+    view = View(tz)
     return {"@odata.type": "#microsoft.graph.event", "@odata.etag": _etag(inst.change_key),
             "id": inst.id, "seriesMasterId": inst.master.id, "type": "occurrence",
-            "start": fmt_dtz(inst.start, tz), "end": fmt_dtz(inst.end, tz)}
+            "start": _when(inst.props, inst.start, inst.start_tz, view),
+            "end": _when(inst.props, inst.end, inst.end_tz, view)}
 
 
 def tombstone(event_id: str) -> dict:

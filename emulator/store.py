@@ -99,9 +99,39 @@ def occurrence_ical_uid(master_uid: str, day: _dt.date) -> str:
     return master_uid + day.strftime("%Y%m%d")
 
 
-def html_body(text: str) -> str:
-    return ("<html>\r\n<head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; "
-            "charset=utf-8\">\r\n</head>\r\n<body>\r\n" + html.escape(text) + "\r\n</body>\r\n</html>\r\n")
+#: Exchange's envelope around an HTML body sent without one (recorded weekly create response).
+_HTML_ENVELOPE = ("<html>\r\n<head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\r\n"
+                  "<meta content=\"text/html; charset=us-ascii\">\r\n</head>\r\n<body>\r\n%CONTENT%\r\n</body>\r\n</html>\r\n")
+_CONTENT_TYPE_META = "<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">"
+#: The HTML a text body becomes (recorded daily create response: "converted from text").
+_FROM_TEXT = ("<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">"
+              "<meta name=\"Generator\" content=\"Microsoft Exchange Server\"><!-- converted from text -->"
+              "<style><!-- .EmailQuote { margin-left: 1pt; padding-left: 4pt; border-left: #800000 2px solid; } "
+              "--></style></head><body><font size=\"2\"><span style=\"font-size:11pt;\"><div class=\"PlainText\">"
+              "%CONTENT%</div></span></font></body></html>")
+
+
+def exchange_body(content_type: str, content: str) -> str:
+    """The HTML Exchange stores for a body written as ``content_type`` (GRAPH.md section 10).
+
+    HTML comes back inside Exchange's ``<html><head><meta ...></head><body>`` envelope (a
+    document keeps its own, given the charset meta); text is converted to HTML with the
+    "converted from text" template, escaped, one ``<br>`` per line break. Empty stays empty.
+    """
+    if not content:
+        return ""
+    if content_type.lower() == "html":
+        if not re.search(r"(?i)<html[\s>]", content):
+            return _HTML_ENVELOPE.replace("%CONTENT%", content)
+        if re.search(r"(?i)<meta[^>]+http-equiv=[\"']?content-type", content):
+            return content
+        head = re.search(r"(?i)<head[^>]*>", content)
+        if head:
+            return content[:head.end()] + "\r\n" + _CONTENT_TYPE_META + content[head.end():]
+        opening = re.search(r"(?i)<html[^>]*>", content)
+        return content[:opening.end()] + "<head>" + _CONTENT_TYPE_META + "</head>" + content[opening.end():]
+    lines = content.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return _FROM_TEXT.replace("%CONTENT%", "<br>\r\n".join(html.escape(line, quote=False) for line in lines))
 
 
 def text_of(content: str) -> str:
@@ -254,6 +284,11 @@ def instance_at(item: Item, day: _dt.date) -> Instance:
     exc = item.exceptions.get(day)
     if exc is not None:
         return Instance(item, day, orig, exc.start, exc.start_tz, exc.end, exc.end_tz, exc)
+    if item.props.get("isAllDay"):  # whole local days, 23 or 25 hours on a DST day
+        tz = anchor_tz(item)
+        days = item.end.astimezone(tz).date() - item.start.astimezone(tz).date()
+        end = localize(_dt.datetime.combine(day + days, _dt.time(0)), tz).astimezone(UTC)
+        return Instance(item, day, orig, orig, item.start_tz, end, item.end_tz, None)
     dur = item.end - item.start
     return Instance(item, day, orig, orig, item.start_tz, orig + dur, item.end_tz, None)
 
@@ -393,8 +428,7 @@ class Store:
                 v = v or {}
                 ctype = (v.get("contentType") or "text").lower()
                 content = v.get("content") or ""
-                props["body"] = {"contentType": "html",
-                                 "content": content if ctype == "html" else html_body(content)}
+                props["body"] = {"contentType": "html", "content": exchange_body(ctype, content)}
                 props["bodyPreview"] = text_of(props["body"]["content"])[:255]
             elif k == "location":
                 props["location"] = normalize_location(v)
@@ -695,15 +729,23 @@ class Store:
                     hit = True
             return hit
 
+        def mark_exception(exc: Exc) -> bool:
+            # the answer changes the exception itself: new changeKey, so delta re-sends it
+            if not mark(exc.props):
+                return False
+            exc.modified = self.clock.now()
+            exc.change_key = new_change_key()
+            return True
+
         changed = False
         if target_day is None:
             changed = mark(org.props)
             for exc in org.exceptions.values():
-                changed = mark(exc.props) or changed
+                changed = mark_exception(exc) or changed
         else:
             exc = org.exceptions.get(target_day)
             if exc is not None:
-                changed = mark(exc.props)
+                changed = mark_exception(exc)
         if changed:
             self._touch(org_mb, org)
 
