@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 from core.plan.model import Event, OutlookLink, Window
-from core.plan.recurrence import expand, to_graph
+from core.plan.recurrence import RecurrenceError, expand, occurrence_end, series_zone, to_graph
+from core.plan.timezones import TimeZoneError, resolve_zone
 from core.plan.outlook_items import iso
 
 SHAPE_VERSION = 1
@@ -22,6 +23,15 @@ def _attendees(att: Iterable[Any]) -> list[dict[str, str]]:
     return [{"email": a.email, "name": a.name, "type": a.kind, "response": a.response} for a in att]
 
 
+def _zone_of(seg: Any) -> Any:
+    """The zone a segment's series expands in (its recurrence zone, else its own)."""
+    own = resolve_zone(seg.time_zone)
+    try:
+        return series_zone(seg.recurrence, seg.start.astimezone(own))
+    except (RecurrenceError, TimeZoneError):
+        return own
+
+
 def _instances(event: Event, window: Window) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     segs = event.segments
@@ -29,13 +39,14 @@ def _instances(event: Event, window: Window) -> list[dict[str, Any]]:
         if seg.recurrence is None:
             continue
         until = segs[i + 1].start if i + 1 < len(segs) else None
+        zone = _zone_of(seg)
         for start in expand(seg.recurrence, seg.start, seg.end - seg.start, window.start, window.end, is_all_day=seg.is_all_day):
             if start < seg.start or (until is not None and start >= until):
                 continue
             exc = event.exceptions.get(start)
             changes = dict(exc.changes) if exc else {}
             new_start = changes.get("start", start)
-            new_end = changes.get("end", start + (seg.end - seg.start))
+            new_end = changes.get("end", occurrence_end(start, seg.end - seg.start, zone, is_all_day=seg.is_all_day))
             state = "deleted" if start in event.deleted else ("exception" if exc else "normal")
             out.append(
                 {

@@ -25,8 +25,9 @@ Semantics (the emulator's instances must agree with these):
 - An all-day series is a series of dates: each occurrence starts at midnight local in
   the series zone (Graph's ``originalStart`` for all-day occurrences is that instant in
   UTC).
-- An occurrence lasts ``duration`` of wall-clock time in the series zone, so an all-day
-  event is midnight to midnight even on a 23- or 25-hour day.
+- An occurrence lasts ``duration`` of wall-clock time in the series zone; an all-day
+  occurrence is whole dates, midnight to midnight even on a 23- or 25-hour day
+  (``occurrence_end``).
 - Occurrence dates are those the pattern yields on or after ``range.startDate``; the
   start date itself need not be an occurrence (weekly on Monday from a Wednesday starts
   the next Monday). ``numbered`` counts occurrences from the start date; ``endDate`` is
@@ -573,13 +574,39 @@ def expand(
         start = _localize(local, zone)
         if start > window_end:
             continue
-        if _occurrence_end(local, start, duration, zone) >= window_start:
+        if _occurrence_end(local, start, duration, zone, is_all_day) >= window_start:
             found.add(start)
     return tuple(sorted(found))
 
 
+def all_day_span(duration: timedelta) -> int:
+    """Whole days an all-day event lasts, from its master's length (23 or 25 hours on a
+    DST day count as one day); at least one."""
+    return max(1, round(duration / timedelta(days=1)))
+
+
+def occurrence_end(start: datetime, duration: timedelta, zone: ZoneInfo, *, is_all_day: bool = False) -> datetime:
+    """The end of an occurrence that starts at ``start`` and lasts its master's ``duration``.
+
+    An all-day occurrence is whole dates (issue 11 item 7): it ends at midnight, in the
+    series zone, ``all_day_span(duration)`` dates after its start date, even across a DST
+    change (a 23- or 25-hour day), never a fixed number of hours later. A timed occurrence
+    lasts ``duration`` of elapsed time.
+
+    Raises:
+        RecurrenceError: a naive ``start``.
+    """
+    _require_aware(start, "start")
+    if not is_all_day:
+        return start + duration
+    first = start.astimezone(zone).date()
+    return _localize(datetime.combine(first + timedelta(days=all_day_span(duration)), time()), zone)
+
+
 def _occurrence_end(local: datetime, start: datetime, duration: timedelta,
-                    zone: ZoneInfo) -> datetime:
+                    zone: ZoneInfo, is_all_day: bool = False) -> datetime:
+    if is_all_day:
+        return occurrence_end(start, duration, zone, is_all_day=True)
     try:
         end = _localize(local + duration, zone)
     except OverflowError:
