@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
+from core.plan.bodies import body_meaning, html_to_text
 from core.plan.model import FIELDS, Attendee, ModelError, Window, frozen_map
 from core.plan.recurrence import (
     Pattern,
@@ -204,8 +205,12 @@ def instance_uid_parts(ical_uid: str) -> tuple[str, date] | None:
 
 
 def hash_content(content: Mapping[str, Any]) -> str:
-    """The stable hash of a normalized content dict (``content_of``'s form)."""
-    text = json.dumps({k: content.get(k) for k in CONTENT_KEYS}, sort_keys=True, separators=(",", ":"))
+    """The stable hash of a normalized content dict (``content_of``'s form); the body
+    counts by its meaning (A9: Exchange's rewriting of a body is no change)."""
+    keyed = {k: content.get(k) for k in CONTENT_KEYS}
+    if isinstance(keyed.get("body"), str):
+        keyed["body"] = body_meaning(keyed["body"])
+    text = json.dumps(keyed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -285,13 +290,20 @@ def _response(value: Any, *, item_id: str, name: str) -> str:
 
 
 def _normal_body(value: Any, *, item_id: str) -> str:
+    """The body as Communifire keeps it: plain text. Exchange returns HTML (its envelope,
+    or its "converted from text" template, GRAPH.md section 10): that is read as the text
+    it shows (``core.plan.bodies``); a text body is kept, line ends normalised."""
     if value is None:
         return ""
+    content_type = "text"
     if isinstance(value, Mapping):
         content = _get(value, "content")
+        content_type = str(_get(value, "contentType") or "text").strip().casefold()
     else:
         content = value
     text = _text(content, item_id=item_id, name="body.content")
+    if content_type == "html":
+        return html_to_text(text)
     return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")).strip()
 
 

@@ -12,12 +12,25 @@ from hypothesis import strategies as st
 from core.plan.calendar_view import event_json
 from core.plan.model import Event, Segment, Window
 from core.plan.recurrence import all_day_span, expand, occurrence_end, parse_recurrence
+from core.plan.timezones import TimeZoneError, windows_name_for
 
 DAY = timedelta(days=1)
 TICK = timedelta(microseconds=1)
-# Every zone the machine knows, DST or not, whole-hour or not (Lord Howe's 30-minute DST,
-# Santiago's and Havana's midnight transitions, Chatham's 45-minute offset...).
-ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/", "right/")))
+
+
+def _outlook_zone(name: str) -> bool:
+    try:
+        windows_name_for(name)
+    except TimeZoneError:
+        return False
+    return True
+
+
+# Every zone an Outlook event can carry (one with a Windows name), DST or not, whole-hour or
+# not (Lord Howe's 30-minute DST, Santiago's and Havana's midnight transitions, Chatham's
+# 45-minute offset...).
+ZONES = sorted(z for z in available_timezones()
+               if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/", "right/")) and _outlook_zone(z))
 
 
 def midnight(day: date, zone: ZoneInfo) -> datetime:

@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
+from core.plan.bodies import same_body
 from core.plan.inbound.actions import _SEGMENT_FIELDS
 from core.plan.inbound.base import PlannerBase
 from core.plan.inbound.common import _link_for
@@ -23,6 +25,13 @@ from core.plan.outlook_items import OutlookItem, OutlookSeries, content_hash, co
 _SERIES_TIME_FIELDS = frozenset(TIME_FIELDS | {"recurrence"})
 
 
+def differs(name: str, a: Any, b: Any) -> bool:
+    """Did a field change? A body by its meaning (A9, GRAPH.md section 10), the rest by value."""
+    if name == "body" and isinstance(a, str) and isinstance(b, str):
+        return not same_body(a, b)
+    return a != b
+
+
 class LinkedRules(PlannerBase):
     """D1, A4, A7, O2: changes to linked items."""
 
@@ -31,8 +40,8 @@ class LinkedRules(PlannerBase):
         new = content_of(item)
         if not link.snapshot:
             # no snapshot kept: everything that differs from the segment counts as changed
-            return [f for f in _SEGMENT_FIELDS if item.value(f) != seg.value(f)]
-        return [f for f in _SEGMENT_FIELDS if new[f] != link.snapshot.get(f)]
+            return [f for f in _SEGMENT_FIELDS if differs(f, item.value(f), seg.value(f))]
+        return [f for f in _SEGMENT_FIELDS if differs(f, new[f], link.snapshot.get(f))]
 
     def plan_linked_single(self, link: OutlookLink, item: OutlookItem) -> None:
         event = self.events[link.event_id]
@@ -46,7 +55,7 @@ class LinkedRules(PlannerBase):
                                                  instance_start=link.instance_start), evidence=link.evidence))
             else:
                 changed = self._changed_fields(link, item, seg)
-                changes = {f: item.value(f) for f in changed if seg.value(f) != item.value(f)}
+                changes = {f: item.value(f) for f in changed if differs(f, seg.value(f), item.value(f))}
                 if changes:
                     # scenario: the single event was edited in Outlook
                     self.emit("update_segment", event.id, "D1",
@@ -74,7 +83,7 @@ class LinkedRules(PlannerBase):
                           link=replace(_link_for(master, self.user, event.id, "series", segment_start=master.start,
                                                  extra=extra), evidence=link.evidence))
             else:
-                changes = {f: master.value(f) for f in changed if seg.value(f) != master.value(f)}
+                changes = {f: master.value(f) for f in changed if differs(f, seg.value(f), master.value(f))}
                 if "start" in changes and any(s.start == master.start for s in event.segments if s is not seg):
                     changes.pop("start")
                     self.notes.append(f"series {master.id}: its new start collides with another segment; start kept")

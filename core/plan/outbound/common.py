@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import date, datetime, time
 from typing import Any, Iterable, Mapping, Sequence
 
+from core.plan.bodies import same_body
 from core.plan.model import FIELDS, Attendee, Event, OutlookLink, Segment
 from core.plan.outbound.message import EventFields, Person
 from core.plan.outbound.values import Step, _iso
@@ -35,6 +36,8 @@ def _equal(name: str, a: Any, b: Any) -> bool:
         return _same_attendees(a, b)
     if name == "time_zone":
         return _zone_key(a) == _zone_key(b)
+    if name == "body" and isinstance(a, str) and isinstance(b, str):
+        return same_body(a, b)  # Exchange rewrites bodies: compare by meaning (A9)
     return a == b
 
 
