@@ -7,8 +7,8 @@ bodies by meaning. Exchange never returns a body as written: HTML comes back ins
 may break lines differently. So:
 
 - ``html_to_text``: the text a reader sees: markup, ``<head>``, ``<style>``, scripts and
-  comments dropped; ``<br>`` and block ends (``p``, ``div``, ``li``, ``tr``, headings)
-  are line breaks; entities decoded; spaces collapsed as a browser does;
+  comments dropped; ``<br>``, block starts and ends (``p``, ``div``, headings; a list item
+  or table row starts one) are line breaks; entities decoded; spaces collapsed as a browser does;
 - ``body_meaning``: one canonical form for comparisons and hashes (all whitespace runs
   become one space), so ``same_body`` never sees a change where there is none and the
   app's own writes do not echo back as user edits.
@@ -25,7 +25,7 @@ __all__ = ["body_meaning", "html_to_text", "same_body"]
 
 _DROP = re.compile(r"(?is)<!--.*?-->|<head\b.*?</head\s*>|<style\b.*?</style\s*>|<script\b.*?</script\s*>")
 _BREAK = re.compile(r"(?i)<br\s*/?>")
-_BLOCK_END = re.compile(r"(?i)</(p|div|li|tr|h[1-6]|blockquote|pre|table|ul|ol)\s*>|<(p|div|li|tr|h[1-6]|hr)\b[^>]*>")
+_BLOCK_END = re.compile(r"(?i)</(p|div|h[1-6]|blockquote|pre|table|ul|ol)\s*>|<(p|div|li|tr|h[1-6]|hr)\b[^>]*>")
 _TAG = re.compile(r"(?s)<[^>]*>")
 _NEWLINE = "\x00"  # a line break that HTML whitespace rules must not collapse
 
