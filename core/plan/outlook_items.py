@@ -352,6 +352,23 @@ def _when(raw: Mapping[str, Any], key: str, *, item_id: str) -> datetime:
         raise OutlookItemError(f"{key}: {exc}", item_id=item_id, field=key) from exc
 
 
+def _all_day_instant(raw: Mapping[str, Any], key: str, value: datetime, *, item_id: str) -> datetime:
+    """An all-day boundary as the instant it is: midnight of its date in the event's own zone.
+
+    Graph shows all-day times floating, midnight labelled with whatever zone was asked for
+    (UTC by default); the date is what counts, the instant is that date's midnight where
+    the event was made (issue 11 item 7: all-day instances are whole dates).
+    """
+    label = _get(_get(raw, key) or {}, "timeZone")
+    try:
+        shown = resolve_zone(label if isinstance(label, str) else None)
+        own = resolve_zone(_zone_name(raw, item_id=item_id))
+    except TimeZoneError as exc:
+        raise OutlookItemError(f"{key}: {exc}", item_id=item_id, field=key) from exc
+    wall = value.astimezone(shown).replace(tzinfo=None)
+    return wall.replace(tzinfo=own, fold=0).astimezone(timezone.utc)
+
+
 def _offset_time(raw: Mapping[str, Any], key: str, *, item_id: str) -> datetime | None:
     value = _get(raw, key)
     if value is None or value == "":
@@ -397,6 +414,9 @@ def parse_item(graph_json: Mapping[str, Any]) -> OutlookItem:
         raise OutlookItemError(f"unknown type {kind!r}", item_id=item_id, field="type")
     start = _when(graph_json, "start", item_id=item_id)
     end = _when(graph_json, "end", item_id=item_id)
+    if _get(graph_json, "isAllDay"):
+        start, end = (_all_day_instant(graph_json, key, value, item_id=item_id)
+                      for key, value in (("start", start), ("end", end)))
     if end < start:
         raise OutlookItemError(f"ends ({end.isoformat()}) before it starts ({start.isoformat()})",
                                item_id=item_id, field="end")

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from core.plan.inbound.actions import _sec
 from core.plan.model import OutlookLink, Segment
 from core.plan.outlook_items import OutlookItem, content_hash, content_of, recurrence_from_json
-from core.plan.recurrence import Recurrence, RecurrenceError, expand, last_occurrence
+from core.plan.recurrence import Recurrence, RecurrenceError, expand, last_occurrence, occurrence_end
 from core.plan.timezones import UTC, TimeZoneError, resolve_zone
 
 
@@ -99,6 +99,10 @@ class _SeriesView:
             return None
         zone = _zone(str(zone_name or "UTC"))
         return cls(rec, start.astimezone(zone), end - start, bool(all_day), zone)
+
+    def end_of(self, key: datetime) -> datetime:
+        """Where the occurrence starting at ``key`` ends (all-day: whole dates, item 7)."""
+        return occurrence_end(key, self.duration, self.zone, is_all_day=self.is_all_day)
 
     def expand(self, start: datetime, end: datetime) -> tuple[datetime, ...]:
         return expand(self.recurrence, self.first_start, self.duration, start, end, is_all_day=self.is_all_day)

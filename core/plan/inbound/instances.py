@@ -32,7 +32,8 @@ def _exception_changes(inst: OutlookItem, master: OutlookItem, key: datetime) ->
     changes: dict[str, Any] = {}
     if inst.start != key:
         changes["start"] = inst.start
-    if inst.end != key + master.duration:
+    view = _SeriesView.of_item(master)
+    if inst.end != (view.end_of(key) if view is not None else key + master.duration):
         changes["end"] = inst.end
     if inst.bare:
         return changes

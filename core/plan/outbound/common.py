@@ -19,7 +19,8 @@ from core.plan.bodies import same_body
 from core.plan.model import FIELDS, Attendee, Event, OutlookLink, Segment
 from core.plan.outbound.message import EventFields, Person
 from core.plan.outbound.values import Step, _iso
-from core.plan.recurrence import Range, Recurrence, RecurrenceError, expand, occurrence_dates, series_zone, to_graph
+from core.plan.recurrence import (Range, Recurrence, RecurrenceError, expand, occurrence_dates, occurrence_end,
+                                  series_zone, to_graph)
 from core.plan.timezones import UTC, TimeZoneError, format_graph_datetime, resolve_zone, windows_name_for
 
 
@@ -155,12 +156,18 @@ def _is_occurrence(event: Event, key: datetime) -> bool:
     return key in hits
 
 
+def _slot_end(seg: Segment, key: datetime) -> datetime:
+    """Where the segment's instance starting at ``key`` ends: its length later, or for an
+    all-day segment midnight whole dates later in its zone (issue 11 item 7)."""
+    return occurrence_end(key, seg.end - seg.start, _seg_zone(seg), is_all_day=seg.is_all_day)
+
+
 def _instance_values(event: Event, key: datetime) -> dict[str, Any]:
     """The effective field values of one instance (its segment, then its own changes)."""
     seg = event.segment_for(key)
     values = {name: seg.value(name) for name in FIELDS}
     values["start"] = key
-    values["end"] = key + (seg.end - seg.start)
+    values["end"] = _slot_end(seg, key)
     exc = event.exceptions.get(key)
     if exc is not None:
         values.update(exc.changes)

@@ -21,6 +21,7 @@ from core.plan.outbound.common import (
     _seg_zone,
     _segment_body,
     _segment_index,
+    _slot_end,
     _step,
 )
 from core.plan.outbound.context import _Ctx, _finish, _refuse
@@ -87,7 +88,7 @@ def _split(ctx: _Ctx, key: datetime, new_fields: EventFields | None, *, delete_t
         return _finish(ctx, steps + extra, event, refs, notes)
     # an edit: the tail becomes a new segment (or the existing segment, when ``key`` starts it)
     assert new_fields is not None
-    tail_old = seg if first_of_segment else replace(seg, start=key, end=key + (seg.end - seg.start),
+    tail_old = seg if first_of_segment else replace(seg, start=key, end=_slot_end(seg, key),
                                                     recurrence=restart_from(seg.recurrence, day))
     tail_fields = new_fields
     if not tail_fields.has("recurrence") and (tail_fields.start is not None) and tail_old.recurrence is not None:

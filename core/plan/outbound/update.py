@@ -29,6 +29,7 @@ from core.plan.outbound.common import (
     _rekey,
     _segment_body,
     _segment_until,
+    _slot_end,
     _step,
     _zone_key,
 )
@@ -82,7 +83,7 @@ def _exception_steps(
             body = _graph_values(exc.changes, new_seg.time_zone, new_seg.is_all_day)
             if exc.changes.keys() & TIME_FIELDS:
                 body.update(_graph_values({"start": exc.changes.get("start", key),
-                                           "end": exc.changes.get("end", key + (new_seg.end - new_seg.start))},
+                                           "end": exc.changes.get("end", _slot_end(new_seg, key))},
                                           new_seg.time_zone, new_seg.is_all_day))
             if body:
                 steps.append(_step(org, "patch_occurrence", master_ref, body, "A6",
@@ -241,7 +242,7 @@ def _plan_update_single(ctx: _Ctx, key: datetime) -> OutboundPlan:
     diff = {name: wanted[name] for name in FIELDS if not _equal(name, wanted[name], current[name])}
     own = {name: wanted[name] for name in FIELDS
            if not _equal(name, wanted[name], key if name == "start" else
-                         (key + (seg.end - seg.start) if name == "end" else seg.value(name)))}
+                         (_slot_end(seg, key) if name == "end" else seg.value(name)))}
     exceptions = dict(old.exceptions)
     if own:
         exceptions[key] = InstanceException(key, own, ctx.msg.occurred_at, "communifire")
