@@ -623,19 +623,39 @@ def test_A7_an_attendees_renamed_copy_does_not_rename_the_event():
     assert sync.event().title == "Planning"
 
 
-def test_A7_an_attendee_deleting_their_copy_unlinks_them_and_keeps_the_event():
+def test_C4_an_attendee_deleting_their_copy_declines_it_and_keeps_the_event():
+    """Issue 11 item 6: a copy that leaves the attendee's calendar is an answer, not a deletion."""
     organizer, sid, me, copy = _meeting_for_attendee()
     boss = Sync(organizer, user="boss")
     boss.run()
     sync = Sync(me, state=UserState(USER, {boss.event().id: boss.event()}))
     me.respond(copy, "accepted")
-    mine = me.create_single("Dentist", at(9, 8), at(9, 9))  # the window is not emptied (safety)
+    mine = me.create_single("Dentist", at(9, 8), at(9, 9))
     sync.run()
     me.delete(copy)
     plan = sync.run()
-    assert sorted(kinds(plan)) == [("remove_rsvp", "C4"), ("unlink", "A7")]
+    assert sorted(kinds(plan)) == [("set_rsvp", "C4"), ("unlink", "A7")]
     assert boss.event().id in sync.state.events and list(sync.state.links) == [mine]
-    assert not sync.state.events[boss.event().id].rsvps
+    assert [(r.user_id, r.scope, r.response) for r in sync.state.events[boss.event().id].rsvps] == [
+        (USER, "all", "declined")]
+
+
+def test_C4_declining_the_only_meeting_empties_the_window_without_a_hold_and_replaces_instance_answers():
+    organizer, sid, me, copy = _meeting_for_attendee()
+    boss = Sync(organizer, user="boss")
+    boss.run()
+    sync = Sync(me, state=UserState(USER, {boss.event().id: boss.event()}))
+    sync.run()
+    event = sync.state.events[boss.event().id]
+    one = Rsvp(USER, "single", "accepted", NOW - timedelta(days=1), at(20))
+    sync.state = replace(sync.state, events={event.id: replace(event, rsvps=(one,))})
+    me.delete(copy)
+    empty = build_snapshot(USER, WINDOW, [], {}, {}, complete=True)
+    plan = sync.plan(empty)
+    assert plan.held is None  # one answer is not an emptied mailbox (STYLE rule 6)
+    assert sorted(kinds(plan)) == [("remove_rsvp", "C4"), ("set_rsvp", "C4"), ("unlink", "A7")]
+    sync.state = apply_plan(sync.state, plan)
+    assert [(r.scope, r.response) for r in sync.state.events[event.id].rsvps] == [("all", "declined")]
 
 
 def test_D3_an_attendee_deleting_one_occurrence_declines_it_and_deletes_nothing():

@@ -80,21 +80,27 @@ class InstanceRules(PlannerBase):
                           segment_start=start)
             for link in organizer_links:
                 self.emit("unlink", event_id, "A1", f"Outlook item {link.outlook_id} was deleted", outlook_id=link.outlook_id)
+            answered = []
             for link in other_links:
-                # scenario: an attendee's copy disappeared: they declined or were removed
+                # scenario: an attendee's copy disappeared: they declined (or deleted it, which Outlook
+                # sends as a decline); the link goes, the answer stays (issue 11 item 6)
                 self.emit("unlink", event_id, "A7",
-                          f"{self.user}'s copy {link.outlook_id} is gone: attendee declined or was removed",
+                          f"{self.user}'s copy {link.outlook_id} is gone: the attendee declined or deleted it",
                           outlook_id=link.outlook_id)
+                if self.plan_copy_gone(event_id, link):
+                    answered.append(link)
             remaining = [l for l in self.links.values() if l.event_id == event_id]
             if not remaining:
                 self.gone_events.add(event_id)
                 event = self.events.get(event_id)
-                for r in (event.rsvps if event else ()):
+                for r in (event.rsvps if event and not answered else ()):
                     if r.user_id == self.user:
                         self.emit("remove_rsvp", event_id, "C4", f"{self.user} no longer has the event in Outlook", rsvp=r)
             else:
                 event = self.events.get(event_id)
                 for link in other_links:
+                    if link in answered:
+                        continue
                     if link.kind == "instance" and link.instance_start is not None and event is not None:
                         for r in event.rsvps:
                             if r.user_id == self.user and r.original_start == link.instance_start:

@@ -5,7 +5,11 @@
 - C5: the answer on a one-instance copy is an RSVP for that instance only;
 - A5: Outlook answers all instances, so a "from this point forward" RSVP that came back as
   an all-instances answer becomes one;
-- D3: an attendee who deleted one occurrence from their calendar declined that instance.
+- D3: an attendee who deleted one occurrence from their calendar declined that instance;
+- C4 (issue 11 item 6): an attendee's copy that leaves their calendar (declined, or
+  deleted, which Outlook sends as a decline) is an answer, not a deletion: their RSVP
+  becomes declined, for the series or for that one instance (a C5 one-instance copy),
+  and the event stays for everyone else.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Mapping
 
 from core.plan.inbound.actions import _sec
 from core.plan.inbound.base import PlannerBase
-from core.plan.model import Rsvp
+from core.plan.model import OutlookLink, Rsvp
 from core.plan.outlook_items import OutlookItem, iso
 
 
@@ -42,6 +46,35 @@ class RsvpRules(PlannerBase):
             self.emit("set_rsvp", event_id, rule, f"{self.user} answered '{item.response}' to {what} in Outlook",
                       rsvp=Rsvp(self.user, scope, item.response, at, key))
         return at
+
+    def plan_copy_gone(self, event_id: str, link: OutlookLink) -> bool:
+        """An attendee's copy left their calendar: they declined (issue 11 item 6).
+
+        Returns whether the copy counted as an answer (an attendee's copy of a live event);
+        the organizer's own items are deletions, decided elsewhere (C2, A1).
+        """
+        event = self.events.get(event_id)
+        if event is None or link.snapshot.get("is_organizer") is True:
+            return False
+        if link.kind == "instance" and link.instance_start is not None:
+            scope, key, what = "single", link.instance_start, f"the instance {iso(link.instance_start)}"
+        else:
+            scope, key, what = "all", None, "all instances"
+        existing = self._rsvp(event_id, scope, key)
+        if existing is None or existing.response != "declined":
+            # scenario: an attendee declined (or deleted) the meeting in Outlook; it left their calendar
+            self.emit("set_rsvp", event_id, "C4",
+                      f"{self.user}'s copy left their Outlook calendar (declined, or deleted, which Outlook "
+                      f"sends as a decline): declined {what}; the event stays for everyone else",
+                      rsvp=Rsvp(self.user, scope, "declined", self.now, key))
+        if scope == "all":
+            for r in event.rsvps:
+                if r.user_id == self.user and r.scope != "all":
+                    # scenario: the whole meeting was declined; per-instance answers give way to it (C4)
+                    self.emit("remove_rsvp", event_id, "C4",
+                              f"{self.user} declined the whole meeting; the answer for {iso(r.original_start)} "
+                              "gives way", rsvp=r)
+        return True
 
     def plan_all_rsvp(self, event_id: str, item: OutlookItem) -> None:
         # scenario: the user answered the whole event/series in Outlook (C4)

@@ -3,8 +3,9 @@
 A plan that would empty or mostly delete a user's calendar is *held*: it is still returned,
 with ``Plan.held`` saying why an administrator must confirm it (``outlook-sync plan``,
 ``outlook-sync confirm``). Two tests: Outlook returned an empty window while linked events
-are expected in it, or the plan deletes or unlinks more than ``SafetyPolicy.max_delete_share``
-of the user's linked events.
+are expected in it (any the user organizes, or more than one meeting copy: a single copy
+leaving is an attendee declining their only meeting, issue 11 item 6), or the plan deletes
+or unlinks more than ``SafetyPolicy.max_delete_share`` of the user's linked events.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ def _safety(state: UserState, snap: OutlookSnapshot, gone_events: set[str], poli
     if snap.complete and snap.is_empty and linked_events:
         expected = [l for l in state.links.values()
                     if _overlaps_window(l, snap.window.start, snap.window.end)]
-        if expected:
-            # scenario: Outlook suddenly shows nothing while we have linked events there (STYLE rule 6)
+        owned = any(l.snapshot.get("is_organizer") is True and l.kind != "instance" and not l.evidence.startswith("A7")
+                    for l in expected)
+        if owned or len({l.event_id for l in expected}) > 1:
+            # scenario: Outlook suddenly shows nothing while we have linked events there (STYLE rule 6).
+            # One meeting copy alone leaving is believable: an attendee who declined their only
+            # meeting (issue 11 item 6); the share test below still holds a wiped mailbox of copies.
             return (f"Outlook returned an empty window but {len({l.event_id for l in expected})} linked "
                     "event(s) are expected in it; not deleting everything without an administrator")
     removed = gone_events & linked_events
