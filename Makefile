@@ -5,18 +5,19 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: help setup test test-fast demo run doctor infra-check bench clean
+.PHONY: help setup lock test test-fast lint demo run doctor infra-check bench clean
 
 help:
 	@echo "make demo   - the product's story in under a minute: a weekly series through Outlook's quirks and Communifire's changes"
 	@echo "make test   - install what is needed and run every test (Azurite and the emulator are started by the tests)"
 	@echo "make run    - the function app on http://127.0.0.1:7071 with Azurite and the emulator, generated settings, until Ctrl-C"
 	@echo "make doctor - check local.settings.json and reachability"
+	@echo "make lock   - re-resolve requirements*.in into the hash-locked requirements*.txt"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
@@ -25,6 +26,14 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 setup: $(STAMP) $(NODE_STAMP)
+
+# The locks: every package with its hashes, resolved for Python 3.11 on any platform.
+# The runtime lock (the function package) first; the dev lock is constrained by it.
+UV_COMPILE := $(BIN)/uv pip compile --generate-hashes --universal --python-version 3.11 \
+	--annotation-style line --custom-compile-command "make lock"
+lock: setup
+	$(UV_COMPILE) requirements.in -o requirements.txt
+	$(UV_COMPILE) requirements-dev.in -c requirements.txt -o requirements-dev.txt
 
 test: setup
 	$(BIN)/lint-imports --no-cache
