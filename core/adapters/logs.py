@@ -1,9 +1,12 @@
 """Structured, secret-free logging for the app.
 
 Owns: how a log line carries its context (``user_id``, ``event_id``, ``operation_id``
-...): as ``extra`` fields (custom dimensions where the host keeps them) *and* as
-``key=value`` text at the end of the message, so Application Insights queries work
-either way (docs/operations.md). Also quiets the libraries that log secrets at DEBUG:
+...): as attributes of the log record (``extra``), which the Azure Monitor OpenTelemetry
+exporter sends as the row's ``customDimensions`` (core/adapters/telemetry.py), *and* as
+``key=value`` text at the end of the message for local runs and plain log files
+(docs/operations.md, "Queries"). Only ids, counts and outcomes are logged: field names
+that would hold a secret or personal data (addresses, names, subjects, bodies) are
+refused outright. Also quiets the libraries that log secrets at DEBUG:
 MSAL's token cache logs the auth-code redemption (code and PKCE verifier) at DEBUG,
 and the Azure SDK's HTTP logging prints every request.
 """
@@ -19,9 +22,12 @@ _QUIET = {
     "azure.identity": logging.WARNING,
     "urllib3": logging.INFO,
 }
-#: Field names that may never appear in a log line, whatever their value.
+#: Field names that may never appear in a log line or span, whatever their value: secrets
+#: (SPEC section 7) and personal data (customDimensions are readable by every operator).
 FORBIDDEN = frozenset({"token", "access_token", "refresh_token", "id_token", "code", "state", "secret", "password",
-                       "client_secret", "code_verifier", "body"})
+                       "client_secret", "code_verifier", "body",
+                       "upn", "email", "mail", "name", "display_name", "subject", "title", "location",
+                       "attendees", "organizer", "description", "address"})
 
 
 def quiet_libraries() -> None:
@@ -36,15 +42,27 @@ def _fmt(value: Any) -> str:
     return text if " " not in text else repr(text)
 
 
-def emit(logger: logging.Logger, level: int, message: str, **fields: Any) -> None:
-    """Log ``message user_id=... event_id=...`` with the same fields as extras."""
+def check_fields(fields: Any) -> None:
+    """Refuse field names that would carry a secret or personal data."""
     bad = FORBIDDEN & set(fields)
     if bad:
         raise ValueError(f"refusing to log sensitive fields {sorted(bad)}")
+
+
+def attribute_value(value: Any) -> str | bool | int | float:
+    """A value OpenTelemetry keeps as an attribute (customDimensions): a primitive, else its text."""
+    return value if isinstance(value, (str, bool, int, float)) else str(value)
+
+
+def emit(logger: logging.Logger, level: int, message: str, **fields: Any) -> None:
+    """Log ``message | user_id=... event_id=...`` with the same fields as record attributes."""
+    check_fields(fields)
     if not logger.isEnabledFor(level):
         return
-    tail = " ".join(f"{k}={_fmt(v)}" for k, v in fields.items() if v is not None and v != "")
-    logger.log(level, "%s%s", message, f" | {tail}" if tail else "", extra=fields)
+    present = {k: v for k, v in fields.items() if v is not None and v != ""}
+    tail = " ".join(f"{k}={_fmt(v)}" for k, v in present.items())
+    logger.log(level, "%s%s", message, f" | {tail}" if tail else "",
+               extra={k: attribute_value(v) for k, v in present.items()})
 
 
 def info(logger: logging.Logger, message: str, **fields: Any) -> None:

@@ -22,6 +22,7 @@ from azure.storage.queue import (
     TextBase64EncodePolicy,
 )
 
+from core.adapters import telemetry
 from core.config.settings import QUEUE_SETTINGS, Settings
 
 log = logging.getLogger(__name__)
@@ -129,26 +130,38 @@ class Storage:
     # -- queue messages -------------------------------------------------------------
 
     def send(self, queue: str, message: Mapping[str, Any], visibility_timeout: int | None = None) -> None:
-        """Put a JSON message on a queue; a large one goes by reference (Payloads table)."""
-        body = json.dumps(message, separators=(",", ":"), sort_keys=True)
-        if len(body) > MAX_INLINE_MESSAGE:
-            ref = message.get("message_id") or message.get("id")
-            if not ref:
-                raise ValueError("a large message needs a message_id to be stored by reference")
-            entity = {"PartitionKey": "payload", "RowKey": escape_key(str(ref))}
-            entity.update(split_chunks("Body", body))
-            self.table("Payloads").upsert_entity(entity)
-            body = json.dumps({"payload_ref": str(ref)})
-        self.queue(queue).send_message(body, visibility_timeout=visibility_timeout)
+        """Put a JSON message on a queue; a large one goes by reference (Payloads table).
+
+        The envelope carries the sender's W3C trace context (``traceparent``), so the
+        consumer continues the same trace (core/adapters/telemetry.py).
+        """
+        with telemetry.producing(queue, user_id=message.get("user_id")) as trace_fields:
+            message = {**message, **trace_fields}
+            body = json.dumps(message, separators=(",", ":"), sort_keys=True)
+            if len(body) > MAX_INLINE_MESSAGE:
+                ref = message.get("message_id") or message.get("id")
+                if not ref:
+                    raise ValueError("a large message needs a message_id to be stored by reference")
+                entity = {"PartitionKey": "payload", "RowKey": escape_key(str(ref))}
+                entity.update(split_chunks("Body", body))
+                self.table("Payloads").upsert_entity(entity)
+                body = json.dumps({"payload_ref": str(ref), **trace_fields})
+            self.queue(queue).send_message(body, visibility_timeout=visibility_timeout)
 
     def resolve(self, body: str) -> dict[str, Any]:
-        """Parse a message body, fetching a by-reference payload."""
+        """Parse a message body, fetching a by-reference payload.
+
+        The envelope's trace context is left out: it is for the consumer's span
+        (telemetry.consuming), not part of the message.
+        """
         message = json.loads(body)
-        if isinstance(message, dict) and set(message) == {"payload_ref"}:
+        if isinstance(message, dict) and set(message) - set(telemetry.TRACE_FIELDS) == {"payload_ref"}:
             entity = self.table("Payloads").get_entity("payload", escape_key(message["payload_ref"]))
             message = json.loads(join_chunks("Body", entity) or "{}")
         if not isinstance(message, dict):
             raise ValueError("a queue message must be a JSON object")
+        for name in telemetry.TRACE_FIELDS:
+            message.pop(name, None)
         return message
 
     def drop_payload(self, ref: str) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Collection, Mapping
 
 from core.adapters.auth import FlowStore, MsalFactory, msal_factory
+from core.adapters import telemetry
 from core.adapters.logs import quiet_libraries
 from core.adapters.crypto import Sealer
 from core.config.settings import SETTING_HELP, STORAGE_SETTINGS, Settings, parse_settings
@@ -49,6 +50,11 @@ def raw_settings(environ: Mapping[str, str] | None = None, settings_file: Path |
 def load_settings(environ: Mapping[str, str] | None = None, only: Collection[str] | None = None) -> Settings:
     """Validated settings; ``only`` checks just those (e.g. ``STORAGE_SETTINGS``)."""
     return parse_settings(raw_settings(environ), file_exists=os.path.isfile, only=only)
+
+
+def configure_telemetry() -> bool:
+    """OpenTelemetry to Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set."""
+    return telemetry.configure()
 
 
 def utcnow() -> datetime:

@@ -52,8 +52,9 @@ def validate(message: Mapping[str, Any]) -> None:
         raise InvalidMessage(problems)
     from core.plan.outbound import MessageError, parse_message
 
+    envelope = ("traceparent", "tracestate")  # trace context, not part of the change (telemetry)
     try:
-        parse_message(message)
+        parse_message({k: v for k, v in message.items() if k not in envelope})
     except MessageError as exc:
         raise InvalidMessage([str(exc)]) from exc
     if len(encode(message)) > MAX_BYTES:
@@ -87,5 +88,9 @@ class OutboundProducer:
             InvalidMessage: nothing is enqueued.
         """
         validate(message)
-        sent = self._queue.send_message(encode(message))
+        from core.adapters import telemetry
+
+        # The W3C trace context of the caller, so apply_outbound continues its trace.
+        with telemetry.producing(QUEUE, operation_id=message.get("operation_id")) as trace_fields:
+            sent = self._queue.send_message(encode({**message, **trace_fields}))
         return str(getattr(sent, "id", ""))

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Mapping
 
-from core.adapters import auth, logs
+from core.adapters import auth, logs, telemetry  # noqa: F401  (telemetry re-exported for functions/)
 from core.adapters.audit import AuditStore
 from core.app.bootstrap import App
 from core.adapters.events import EventStore

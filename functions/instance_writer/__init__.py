@@ -14,11 +14,21 @@ log = logging.getLogger(__name__)
 
 @bp.queue_trigger(arg_name="msg", queue_name="%WritesQueue%", connection="AzureWebJobsStorage")
 def apply_writes(msg: func.QueueMessage) -> None:
-    outcome = service.run_write(get_app(), msg.get_body().decode("utf-8"))
-    service.logs.info(log, "write applied", message_id=msg.id, outcome=outcome, dequeue_count=msg.dequeue_count)
+    body = msg.get_body().decode("utf-8")
+    with service.telemetry.consuming("apply_writes", "writes", body, message_id=msg.id,
+                                     dequeue_count=msg.dequeue_count):
+        outcome = service.run_write(get_app(), body)
+        service.telemetry.annotate(outcome=outcome)
+        service.logs.info(log, "write applied", message_id=msg.id, outcome=outcome, dequeue_count=msg.dequeue_count)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name="%OutboundQueue%", connection="AzureWebJobsStorage")
 def apply_outbound(msg: func.QueueMessage) -> None:
-    outcome = outbound_exec.run_outbound(get_app(), msg.get_body().decode("utf-8"))
-    service.logs.info(log, "outbound message done", message_id=msg.id, outcome=outcome, dequeue_count=msg.dequeue_count)
+    body = msg.get_body().decode("utf-8")
+    # Continues the trace of the Communifire backend when its message carries a traceparent.
+    with service.telemetry.consuming("apply_outbound", "outbound", body, message_id=msg.id,
+                                     dequeue_count=msg.dequeue_count):
+        outcome = outbound_exec.run_outbound(get_app(), body)
+        service.telemetry.annotate(outcome=outcome)
+        service.logs.info(log, "outbound message done", message_id=msg.id, outcome=outcome,
+                          dequeue_count=msg.dequeue_count)

@@ -13,12 +13,18 @@ log = logging.getLogger(__name__)
 
 @bp.timer_trigger(arg_name="timer", schedule="%SyncSchedule%", run_on_startup=False, use_monitor=True)
 def sync_timer(timer: func.TimerRequest) -> None:
-    if timer.past_due:
-        service.logs.info(log, "sync timer is past due")
-    service.enqueue_due(get_app())
+    # The root of one trace: each sync job it queues carries it on (docs/operations.md, "Tracing").
+    with service.telemetry.span("sync_timer", past_due=timer.past_due):
+        if timer.past_due:
+            service.logs.info(log, "sync timer is past due")
+        service.enqueue_due(get_app())
 
 
 @bp.queue_trigger(arg_name="msg", queue_name="%SyncJobsQueue%", connection="AzureWebJobsStorage")
 def sync_user(msg: func.QueueMessage) -> None:
-    report = service.run_sync_job(get_app(), msg.get_body().decode("utf-8"))
-    service.logs.info(log, "sync job done", user_id=report.user_id, outcome=report.outcome)
+    body = msg.get_body().decode("utf-8")
+    with service.telemetry.consuming("sync_user", "sync-jobs", body, message_id=msg.id,
+                                     dequeue_count=msg.dequeue_count):
+        report = service.run_sync_job(get_app(), body)
+        service.telemetry.annotate(user_id=report.user_id, outcome=report.outcome)
+        service.logs.info(log, "sync job done", user_id=report.user_id, outcome=report.outcome)
