@@ -163,6 +163,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
           value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
         }
+        // OpenTelemetry (host.json telemetryMode): the Python worker passes the host's
+        // invocation context to the app's spans (core/adapters/telemetry.py).
+        {
+          name: 'PYTHON_ENABLE_OPENTELEMETRY'
+          value: 'true'
+        }
         // The app (SPEC section 2).
         {
           name: 'OutlookApiClientID'
