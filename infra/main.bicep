@@ -33,8 +33,50 @@ targetScope = 'subscription'
 @description('Name of the environment (azd: AZURE_ENV_NAME). Used in resource names and tags, e.g. "outlooksync-prod".')
 param environmentName string
 
+// Only regions that offer the Flex Consumption plan, so that `azd up` asks for one of
+// them and a wrong region fails at once instead of late, at the plan. The list follows
+// the Azure Functions Flex Consumption samples; check
+// `az functionapp list-flexconsumption-locations -o table` for regions added since.
 @minLength(1)
-@description('Azure region for every resource. It must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
+@description('Azure region for every resource; one that offers the Flex Consumption plan.')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
 param location string
 
 @description('Resource group to create or update. Empty: rg-<environmentName>.')
@@ -56,6 +98,9 @@ param communifirePrincipalId string = ''
 
 @description('Tags added to every resource.')
 param tags object = {}
+
+@description('true (default): a VNet with private endpoints for storage (blob, queue, table), Key Vault and the function app; none of them has a public endpoint. The intranet\'s reverse proxy must reach the app\'s private endpoint (peer its network with this VNet), and deployments and the admin CLI run from a machine in (or peered with) the VNet. false: public endpoints, Entra ID authentication only (an evaluation setup).')
+param vnetEnabled bool = true
 
 // ---------------------------------------------------------------------------------
 // App settings (SPEC section 2; the names are those of the Communifire admin guide)
@@ -80,9 +125,15 @@ param enableCalendarSync bool = false
 @description('SiteUrl: base URL that serves /oauth2/outlook/callback (the redirect URI is SiteUrl + /oauth2/outlook/callback). Either the intranet, when its reverse proxy forwards that path to the function app, or empty: the function app\'s own https://<host name>.')
 param siteUrl string = ''
 
+@description('TokenEncryptionKeyWrapped: one or more comma-separated kid:keyVersion:wrappedKey entries, data keys wrapped by the Key Vault key TokenEncryptionKek (outlook-sync keygen --wrap-with <key URI> prints one). The first encrypts, all decrypt. Not a secret: only Key Vault can unwrap it. Empty at the first deployment (the key does not exist yet); the app reports it as missing until set.')
+param tokenEncryptionKeyWrapped string = ''
+
 @secure()
-@description('TokenEncryptionKey: one or more comma-separated keyid:base64url(32 random bytes) entries (outlook-sync keygen prints one); the first encrypts, all decrypt. Stored in Key Vault. Empty: the secret is left as it is.')
+@description('Legacy TokenEncryptionKey (plain keyid:base64url entries), only for a deployment made before envelope encryption while its token caches are re-sealed. Empty: the secret is left as it is.')
 param tokenEncryptionKey string = ''
+
+@description('true: keep referencing the legacy TokenEncryptionKey secret in the app settings (during the migration to envelope encryption, docs/operations.md).')
+param legacyTokenEncryptionKey bool = false
 
 @description('SyncSchedule: NCRONTAB with six fields (second minute hour day month day-of-week), in UTC, for the timer that queues due users.')
 param syncSchedule string = '0 */15 * * * *'
@@ -139,6 +190,9 @@ param keyVaultSoftDeleteRetentionDays int = 90
 
 @minValue(30)
 @maxValue(730)
+@description('E-mail address for the alert rules (poison messages, reconnects rising, sync failure rate, notification failures). Empty: alerts show in the portal only.')
+param alertEmail string = ''
+
 @description('Days Log Analytics keeps the app\'s logs.')
 param logRetentionDays int = 30
 
@@ -158,6 +212,7 @@ var names = {
   appInsights: 'appi-outlooksync-${resourceToken}'
   plan: 'plan-outlooksync-${resourceToken}'
   functionApp: 'func-outlooksync-${resourceToken}'
+  vnet: 'vnet-outlooksync-${resourceToken}'
   deploymentContainer: 'app-package'
 }
 
@@ -203,6 +258,8 @@ module storage 'core/storage.bicep' = {
     skuName: storageSkuName
     deploymentContainerName: names.deploymentContainer
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
+    networkDefaultAction: vnetEnabled ? 'Deny' : 'Allow'
   }
 }
 
@@ -216,6 +273,87 @@ module keyVault 'core/keyvault.bicep' = {
     softDeleteRetentionInDays: keyVaultSoftDeleteRetentionDays
     outlookApiClientSecret: outlookApiClientSecret
     tokenEncryptionKey: tokenEncryptionKey
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
+    networkDefaultAction: vnetEnabled ? 'Deny' : 'Allow'
+  }
+}
+
+// --- network (vnetEnabled) ---------------------------------------------------------
+
+module vnet 'network/vnet.bicep' = if (vnetEnabled) {
+  name: 'vnet'
+  scope: rg
+  params: {
+    name: names.vnet
+    location: location
+    tags: allTags
+  }
+}
+
+// One private endpoint (and private DNS zone) per storage service and for the vault.
+var storagePrivateEndpoints = [
+  'blob'
+  'queue'
+  'table'
+]
+
+module storageEndpoints 'network/private-endpoint.bicep' = [
+  for service in (vnetEnabled ? storagePrivateEndpoints : []): {
+    name: 'pe-storage-${service}'
+    scope: rg
+    params: {
+      name: 'pe-${names.storage}-${service}'
+      location: location
+      tags: allTags
+      vnetId: vnet.outputs.id
+      subnetId: vnet.outputs.privateEndpointSubnetId
+      targetResourceId: storage.outputs.id
+      groupId: service
+      dnsZoneName: 'privatelink.${service}.${environment().suffixes.storage}'
+    }
+  }
+]
+
+module keyVaultEndpoint 'network/private-endpoint.bicep' = if (vnetEnabled) {
+  name: 'pe-keyvault'
+  scope: rg
+  params: {
+    name: 'pe-${names.keyVault}'
+    location: location
+    tags: allTags
+    vnetId: vnet.outputs.id
+    subnetId: vnet.outputs.privateEndpointSubnetId
+    targetResourceId: keyVault.outputs.id
+    groupId: 'vault'
+    dnsZoneName: 'privatelink.vaultcore.azure.net'
+  }
+}
+
+// The app's inbound endpoint: the intranet's reverse proxy forwards the OAuth routes here.
+module functionAppEndpoint 'network/private-endpoint.bicep' = if (vnetEnabled) {
+  name: 'pe-function'
+  scope: rg
+  params: {
+    name: 'pe-${names.functionApp}'
+    location: location
+    tags: allTags
+    vnetId: vnet.outputs.id
+    subnetId: vnet.outputs.privateEndpointSubnetId
+    targetResourceId: functionApp.outputs.id
+    groupId: 'sites'
+    dnsZoneName: 'privatelink.azurewebsites.net'
+  }
+}
+
+module alerts 'core/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    namePrefix: 'alert-outlooksync-${resourceToken}'
+    location: location
+    tags: allTags
+    appInsightsId: monitoring.outputs.appInsightsId
+    alertEmail: alertEmail
   }
 }
 
@@ -227,6 +365,7 @@ module rbac 'app/rbac.bicep' = {
   params: {
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
+    keyEncryptionKeyName: keyVault.outputs.keyEncryptionKeyName
     appInsightsName: monitoring.outputs.appInsightsName
     appPrincipalId: identity.outputs.principalId
     adminPrincipalId: principalId
@@ -240,6 +379,8 @@ module functionApp 'app/function.bicep' = {
   scope: rg
   dependsOn: [
     rbac
+    storageEndpoints
+    keyVaultEndpoint
   ]
   params: {
     planName: names.plan
@@ -252,6 +393,11 @@ module functionApp 'app/function.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     outlookApiClientSecretUri: keyVault.outputs.outlookApiClientSecretUri
     tokenEncryptionKeyUri: keyVault.outputs.tokenEncryptionKeyUri
+    legacyTokenEncryptionKey: legacyTokenEncryptionKey
+    keyEncryptionKeyUri: keyVault.outputs.keyEncryptionKeyUri
+    tokenEncryptionKeyWrapped: tokenEncryptionKeyWrapped
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
+    appSubnetId: vnetEnabled ? vnet.outputs.appSubnetId : ''
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     outlookApiClientId: outlookApiClientId
@@ -277,6 +423,9 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+// The key that wraps the token-encryption data keys: outlook-sync keygen --wrap-with <this>.
+output TOKEN_ENCRYPTION_KEK_URI string = keyVault.outputs.keyEncryptionKeyUri
+output VNET_ENABLED bool = vnetEnabled
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
 output AZURE_STORAGE_QUEUE_ENDPOINT string = storage.outputs.queueEndpoint

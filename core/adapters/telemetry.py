@@ -34,6 +34,7 @@ _UNUSED_INSTRUMENTATIONS = ("django", "fastapi", "flask", "psycopg2", "urllib", 
 
 _lock = threading.Lock()
 _configured = False
+_provider: Any = None  # None: OpenTelemetry's global tracer provider
 
 
 def configure(environ: Mapping[str, str] | None = None) -> bool:
@@ -75,8 +76,17 @@ def _otel() -> Any:
     return SimpleNamespace(trace=trace, propagator=TraceContextTextMapPropagator())
 
 
+def use_tracer_provider(provider: Any) -> None:
+    """Send the app's spans to ``provider`` instead of the global one; ``None`` restores it.
+
+    For tests, which cannot replace OpenTelemetry's global provider once it is set.
+    """
+    global _provider
+    _provider = provider
+
+
 def _tracer() -> Any:
-    return _otel().trace.get_tracer(TRACER_NAME)
+    return _otel().trace.get_tracer(TRACER_NAME, tracer_provider=_provider)
 
 
 def _attributes(fields: Mapping[str, Any]) -> dict[str, Any]:

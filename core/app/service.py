@@ -19,7 +19,7 @@ from core.adapters.audit import AuditStore
 from core.app.bootstrap import App
 from core.adapters.events import EventStore
 from core.adapters.rows import link_key
-from core.adapters.storage import escape_key
+from core.adapters.storage import QUEUES, escape_key
 from core.app.sync import SyncContext, SyncReport, apply_event_change, sync_user
 from core.adapters.users import due_users
 from core.adapters.auth import SyncDisabled  # noqa: F401  (re-exported for functions/)
@@ -181,3 +181,18 @@ def request_sync(app: App, user_id: str, reason: str = "admin") -> None:
     ``sync_user`` function picks it up like any other job."""
     app.storage.send("sync-jobs", {"v": 1, "user_id": check_user_id(user_id), "reason": reason,
                                    "at": app.clock().isoformat()})
+
+
+def report_queue_depths(app: App) -> dict[str, int]:
+    """Log how many messages wait in each poison queue (the poison-messages alert reads it).
+
+    One ``queue depths`` line per timer tick with ``sync_jobs_poison``, ``writes_poison``,
+    ``outbound_poison`` and their sum ``poison_messages`` as custom dimensions
+    (infra/alerts/poison-messages.kql). The counts are the queues' approximate counts.
+    """
+    depths = {}
+    for name in QUEUES:
+        props = app.storage.queue(f"{name}-poison").get_queue_properties()
+        depths[f"{name.replace('-', '_')}_poison"] = int(props.approximate_message_count or 0)
+    logs.info(log, "queue depths", poison_messages=sum(depths.values()), **depths)
+    return depths

@@ -17,7 +17,9 @@ def sync_timer(timer: func.TimerRequest) -> None:
     with service.telemetry.span("sync_timer", past_due=timer.past_due):
         if timer.past_due:
             service.logs.info(log, "sync timer is past due")
-        service.enqueue_due(get_app())
+        app = get_app()
+        service.enqueue_due(app)
+        service.report_queue_depths(app)  # for the poison-messages alert
 
 
 @bp.queue_trigger(arg_name="msg", queue_name="%SyncJobsQueue%", connection="AzureWebJobsStorage")

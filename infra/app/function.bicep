@@ -4,8 +4,11 @@
 //   - storage: identity-based AzureWebJobsStorage__* settings (no connection string);
 //     the app's own table and queue clients read the same settings;
 //   - the deployment package: read from a blob container with the same identity;
-//   - OutlookApiClientSecret and TokenEncryptionKey: Key Vault references resolved with
-//     that identity (keyVaultReferenceIdentity);
+//   - OutlookApiClientSecret: a Key Vault reference resolved with that identity
+//     (keyVaultReferenceIdentity);
+//   - the token-encryption data keys: only wrapped (TokenEncryptionKeyWrapped), unwrapped
+//     by the app with Key Vault's unwrapKey on TokenEncryptionKeyVaultKey (envelope
+//     encryption, core/keyvault.bicep);
 //   - telemetry: Entra-authenticated (APPLICATIONINSIGHTS_AUTHENTICATION_STRING).
 //
 // No App Service Authentication (EasyAuth): Flex Consumption does not support it, and
@@ -37,8 +40,29 @@ param appInsightsName string
 @description('Versionless Key Vault URI of the OutlookApiClientSecret secret.')
 param outlookApiClientSecretUri string
 
-@description('Versionless Key Vault URI of the TokenEncryptionKey secret.')
+@description('Versionless Key Vault URI of the legacy TokenEncryptionKey secret.')
 param tokenEncryptionKeyUri string
+
+@description('true: the legacy TokenEncryptionKey secret is still referenced (while a deployment made before envelope encryption re-seals its token caches).')
+param legacyTokenEncryptionKey bool = false
+
+@description('Versionless URI of the key-encryption key in Key Vault.')
+param keyEncryptionKeyUri string
+
+@description('TokenEncryptionKeyWrapped: kid:keyVersion:base64url(wrapped key)[,...] (outlook-sync keygen --wrap-with). Not a secret: only Key Vault can unwrap it.')
+param tokenEncryptionKeyWrapped string
+
+// Network (main.bicep passes them from vnetEnabled); the defaults are the VNet setup that
+// infra/check.sh scans: no public endpoint, outbound through the app subnet.
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+@description('Disabled: the app is reached only through its private endpoint.')
+param publicNetworkAccess string = 'Disabled'
+
+@description('Subnet delegated to Microsoft.App/environments for VNet integration; empty: none.')
+param appSubnetId string = ''
 
 @minValue(1)
 @maxValue(1000)
@@ -83,12 +107,17 @@ var trimmedSiteUrl = endsWith(siteUrl, '/') ? substring(siteUrl, 0, length(siteU
 var effectiveSiteUrl = empty(trimmedSiteUrl) ? 'https://${functionAppName}.azurewebsites.net' : trimmedSiteUrl
 
 // TlsCaBundle is optional: only written when a path is given.
-var optionalSettings = empty(tlsCaBundle) ? [] : [
+var optionalSettings = concat(empty(tlsCaBundle) ? [] : [
   {
     name: 'TlsCaBundle'
     value: tlsCaBundle
   }
-]
+], legacyTokenEncryptionKey ? [
+  {
+    name: 'TokenEncryptionKey'
+    value: '@Microsoft.KeyVault(SecretUri=${tokenEncryptionKeyUri})'
+  }
+] : [])
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: Zone redundancy for Flex Consumption is offered only in some regions and would make the template fail elsewhere. The app is a background sync (timer + queues) that catches up on its next run after an outage; set properties.zoneRedundant where the region supports it.
@@ -107,7 +136,6 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17: Client certificates cannot be used: the OAuth callback is opened by every user's browser, which has no client certificate.
-  // checkov:skip=CKV_AZURE_222: The app must be reachable from the internet: users' browsers are redirected to /oauth2/outlook/callback and the Communifire backend calls /oauth2/outlook/connect. Put it behind the intranet's reverse proxy or a private endpoint to narrow this.
   // checkov:skip=CKV_AZURE_212: Flex Consumption has no worker count (siteConfig.numberOfWorkers); it scales each function from zero on demand. Keeping instances warm (always-ready) costs money and buys nothing for a background sync that is not latency-sensitive.
   // checkov:skip=CKV_AZURE_213: No App Service health check: a scale-to-zero Flex Consumption app with no always-ready instance has no pool of instances to probe, and the app has no HTTP health endpoint. Failures show in Application Insights and in outlook-sync doctor (docs/operations.md).
   // checkov:skip=CKV_AZURE_78: Flex Consumption has no FTP endpoint and rejects siteConfig.ftpsState (ARM error 51021), so the setting cannot be written; code is deployed only as a package in the blob container.
@@ -125,7 +153,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     clientAffinityEnabled: false
-    publicNetworkAccess: 'Enabled'
+    // vnetEnabled (default): no public endpoint; the intranet proxy reaches the private
+    // endpoint of the app, and outbound traffic goes through the VNet (see main.bicep).
+    publicNetworkAccess: publicNetworkAccess
+    virtualNetworkSubnetId: empty(appSubnetId) ? null : appSubnetId
     // Key Vault references are resolved with the user-assigned identity (the default
     // would be a system-assigned identity, which this app does not have).
     keyVaultReferenceIdentity: identity.id
@@ -195,8 +226,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: effectiveSiteUrl
         }
         {
-          name: 'TokenEncryptionKey'
-          value: '@Microsoft.KeyVault(SecretUri=${tokenEncryptionKeyUri})'
+          name: 'TokenEncryptionKeyVaultKey'
+          value: keyEncryptionKeyUri
+        }
+        {
+          name: 'TokenEncryptionKeyWrapped'
+          value: tokenEncryptionKeyWrapped
         }
         {
           name: 'SyncSchedule'
@@ -258,6 +293,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
 }
 
 output name string = functionApp.name
+output id string = functionApp.id
 output defaultHostName string = functionApp.properties.defaultHostName
 output siteUrl string = effectiveSiteUrl
 output redirectUri string = '${effectiveSiteUrl}/oauth2/outlook/callback'

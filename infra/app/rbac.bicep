@@ -23,6 +23,9 @@
 //   Key Vault Secrets User (vault)
 //     Read secret values, for the two Key Vault references in the app settings. Cannot
 //     list, write or delete. The vault holds only this app's two secrets.
+//   Key Vault Crypto User (the TokenEncryptionKek key only)
+//     unwrapKey: the app unwraps its token-encryption data keys once per process
+//     (envelope encryption). Scoped to that one key, not the vault.
 //   Monitoring Metrics Publisher (Application Insights)
 //     Send telemetry with an Entra token, required because local auth is disabled.
 //
@@ -31,13 +34,19 @@
 //     one queue it writes to. It cannot read, delete or see any other queue or table.
 //
 // The admin (principalId, optional):
-//   Key Vault Secrets Officer (vault): set and rotate the two secrets after deployment.
+//   Key Vault Secrets Officer (vault): set and rotate the client secret after deployment.
+//   Key Vault Crypto Officer (vault): wrap new data keys (outlook-sync keygen --wrap-with)
+//     and rotate the key-encryption key (a new key version, docs/operations.md); the CLI
+//     also unwraps the data keys with it to open token caches (rotate-key).
 //   Storage Table Data Contributor + Storage Queue Data Contributor (storage account): run
 //     the outlook-sync admin CLI against the deployed storage (users, audit, poison
 //     replay, enqueue, confirm, rotate-key).
 
 param storageAccountName string
 param keyVaultName string
+
+@description('Name of the key-encryption key in the vault (envelope encryption of the token caches).')
+param keyEncryptionKeyName string
 param appInsightsName string
 
 @description('Principal id of the app\'s user-assigned managed identity.')
@@ -63,6 +72,8 @@ var roles = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  keyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424'
+  keyVaultCryptoOfficer: '14b46e9e-c2b7-41b4-b07b-48a6ebf60603'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
 }
@@ -98,6 +109,11 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
 }
 
+resource keyEncryptionKey 'Microsoft.KeyVault/vaults/keys@2023-07-01' existing = {
+  parent: vault
+  name: keyEncryptionKeyName
+}
+
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
@@ -121,6 +137,16 @@ resource appSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appUnwrap 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(keyEncryptionKey.id, appPrincipalId, roles.keyVaultCryptoUser)
+  scope: keyEncryptionKey
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCryptoUser)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }
@@ -155,6 +181,16 @@ resource adminSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = if 
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+    principalId: adminPrincipalId
+    principalType: adminPrincipalType
+  }
+}
+
+resource adminKeys 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (hasAdmin) {
+  name: guid(vault.id, adminPrincipalId, roles.keyVaultCryptoOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCryptoOfficer)
     principalId: adminPrincipalId
     principalType: adminPrincipalType
   }

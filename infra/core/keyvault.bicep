@@ -1,18 +1,33 @@
-// Key Vault holding the app's two secrets:
-//   - OutlookApiClientSecret: the client secret of the Entra app registration;
-//   - TokenEncryptionKey: the key(s) that encrypt every user's token cache at rest.
+// Key Vault of the app:
+//   - OutlookApiClientSecret (secret): the client secret of the Entra app registration;
+//   - TokenEncryptionKek (key, RSA 3072): the key-encryption key. The data keys that
+//     encrypt every user's token cache at rest (AES-256-GCM) are stored only wrapped by
+//     this key (envelope encryption): the app setting TokenEncryptionKeyWrapped holds
+//     `kid:keyVersion:base64url(RSA-OAEP-256(data key))` entries, and the app unwraps them
+//     once per process with Key Vault's unwrapKey (its identity has Key Vault Crypto User
+//     on this key only). The plain data key never leaves Key Vault's unwrap call and the
+//     app's memory: it is not in a secret, an app setting or an admin's shell.
+//   - TokenEncryptionKey (secret, optional, legacy): the plain key list of deployments made
+//     before envelope encryption, kept only while their token caches are re-sealed
+//     (docs/operations.md, "Rotating the encryption key").
 //
-// Authorization is Azure RBAC (no access policies): the app's identity gets Key Vault
-// Secrets User, the admin Key Vault Secrets Officer (app/rbac.bicep). Soft delete and
-// purge protection mean a deleted secret or vault can be recovered and cannot be
-// destroyed before the retention period ends; losing TokenEncryptionKey would make
-// every stored token cache unreadable and force every user to reconnect.
+// Authorization is Azure RBAC (no access policies): app/rbac.bicep grants the app's
+// identity Key Vault Secrets User (the client secret reference) and Key Vault Crypto User
+// on the key, and the admin Secrets Officer and Crypto Officer. Soft delete and purge
+// protection mean a deleted key, secret or vault can be recovered and cannot be destroyed
+// before the retention period ends; losing the key-encryption key would make every stored
+// token cache unreadable and force every user to reconnect.
+//
+// Network: with vnetEnabled (main.bicep, the default) public network access is disabled
+// and the vault is reached through its private endpoint; App Service resolves the Key
+// Vault reference through the app's VNet integration.
 //
 // A secret is written only when its parameter is not empty, so re-running the
-// deployment without the values (the usual case: secrets are set once with
-// `az keyvault secret set`, docs/deploy.md) never blanks or replaces them. The app
+// deployment without the values (the usual case: the client secret is set once with
+// `az keyvault secret set`, docs/deploy.md) never blanks or replaces it. The app
 // settings reference the versionless secret URI, so a new version is picked up by the
-// app within 24 hours, or at once after a restart.
+// app within 24 hours, or at once after a restart. Deploying the key again does not
+// make a new version (Key Vault creates a key only when it does not exist).
 
 param name string
 param location string
@@ -27,15 +42,28 @@ param softDeleteRetentionInDays int = 90
 param outlookApiClientSecret string = ''
 
 @secure()
-@description('Token encryption key list; empty: leave the secret as it is.')
+@description('Legacy plain token encryption key list (before envelope encryption); empty: leave the secret as it is.')
 param tokenEncryptionKey string = ''
+
+// Network access (main.bicep passes them from vnetEnabled); the defaults are the VNet
+// setup that infra/check.sh scans: no public endpoint, default deny.
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param publicNetworkAccess string = 'Disabled'
+
+@allowed([
+  'Allow'
+  'Deny'
+])
+param networkDefaultAction string = 'Deny'
 
 var clientSecretName = 'OutlookApiClientSecret'
 var encryptionKeyName = 'TokenEncryptionKey'
+var keyEncryptionKeyName = 'TokenEncryptionKek'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_109: The vault must stay reachable from the public network: the Flex Consumption app is deployed without VNet integration and App Service resolves Key Vault references over the vault's public endpoint (a network-restricted vault needs VNet integration), and the admin sets the secrets from a workstation. Access is Entra ID + RBAC only.
-  // checkov:skip=CKV_AZURE_189: Same reason as CKV_AZURE_109: public network access is needed for Key Vault references from an app without VNet integration; every request still needs an Entra token and an RBAC role on this vault.
   name: name
   location: location
   tags: tags
@@ -52,10 +80,10 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enabledForDeployment: false
     enabledForDiskEncryption: false
     enabledForTemplateDeployment: false
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: publicNetworkAccess
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: networkDefaultAction
     }
   }
 }
@@ -82,9 +110,32 @@ resource encryptionKey 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!emp
   }
 }
 
+// The key-encryption key of the token caches' data keys (envelope encryption).
+resource keyEncryptionKey 'Microsoft.KeyVault/vaults/keys@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_40: No expiry: the data keys stay wrapped by this key version for as long as any token cache is sealed with them; an expiry date would stop unwrapKey and lock every user out. It is rotated on purpose (new version, re-wrap, docs/operations.md).
+  // checkov:skip=CKV_AZURE_112: A software-protected RSA key (standard vault): an HSM-backed key needs the Premium tier. The key never leaves Key Vault either way, and it only wraps 32-byte data keys.
+  parent: vault
+  name: keyEncryptionKeyName
+  properties: {
+    kty: 'RSA'
+    keySize: 3072
+    keyOps: [
+      'wrapKey'
+      'unwrapKey'
+    ]
+    attributes: {
+      enabled: true
+      exportable: false
+    }
+  }
+}
+
 output name string = vault.name
 output id string = vault.id
 output vaultUri string = vault.properties.vaultUri
 // Versionless references: the app follows the newest version of each secret.
 output outlookApiClientSecretUri string = '${vault.properties.vaultUri}secrets/${clientSecretName}'
 output tokenEncryptionKeyUri string = '${vault.properties.vaultUri}secrets/${encryptionKeyName}'
+output keyEncryptionKeyName string = keyEncryptionKey.name
+// Versionless: each wrapped data key names the key version that wrapped it.
+output keyEncryptionKeyUri string = '${vault.properties.vaultUri}keys/${keyEncryptionKeyName}'

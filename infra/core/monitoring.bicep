@@ -44,3 +44,4 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 
 output logAnalyticsWorkspaceId string = logAnalytics.id
 output appInsightsName string = appInsights.name
+output appInsightsId string = appInsights.id

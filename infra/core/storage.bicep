@@ -11,6 +11,9 @@
 // (the app's managed identity, the admin's sign-in), so there is no account key or
 // connection string to leak or rotate. Nothing is public: no anonymous blob access.
 //
+// Network: with vnetEnabled (main.bicep, the default) public network access is disabled
+// and the account is reached only through its private endpoints (infra/network).
+//
 // The queues are created here because `outbound` is the contract with the Communifire
 // backend, which must be able to enqueue before the app has ever run, and so that
 // "outlook-sync poison list" finds the poison queues before the first failure. The
@@ -30,6 +33,21 @@ param deploymentContainerName string
 @description('Log Analytics workspace that receives the table and queue access logs.')
 param logAnalyticsWorkspaceId string
 
+// Network access (main.bicep passes them from vnetEnabled). The defaults are the VNet
+// setup, which is also what infra/check.sh scans: no public endpoint, default deny; the
+// app reaches blob, queue and table through private endpoints.
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param publicNetworkAccess string = 'Disabled'
+
+@allowed([
+  'Allow'
+  'Deny'
+])
+param networkDefaultAction string = 'Deny'
+
 // The app settings SyncJobsQueue, WritesQueue and OutboundQueue (app/function.bicep) name these.
 var queueNames = [
   'sync-jobs'
@@ -41,8 +59,6 @@ var queueNames = [
 ]
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  // checkov:skip=CKV_AZURE_35: The Flex Consumption app is deployed without VNet integration, so it reaches storage over the public endpoint; a default-deny firewall would lock the host out. Access is Entra-only (allowSharedKeyAccess false), which is the control here. Put the app in a VNet with private endpoints to tighten this.
-  // checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35: without VNet integration and private endpoints the public endpoint is the only way the app and the admin CLI reach the account; it accepts Entra ID tokens only.
   name: name
   location: location
   tags: tags
@@ -58,10 +74,13 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     allowCrossTenantReplication: false
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    // With vnetEnabled (the default) the account has no public endpoint at all: the app
+    // reaches blob, queue and table through private endpoints. Without it, access is
+    // still Entra-only (allowSharedKeyAccess false), over the public endpoint.
+    publicNetworkAccess: publicNetworkAccess
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: networkDefaultAction
     }
     encryption: {
       keySource: 'Microsoft.Storage'

@@ -38,7 +38,8 @@ REQUIRED_APP_SETTINGS = {
     "UseSAMLtenantIDForOutlook",
     "EnableCalendarSync",
     "SiteUrl",
-    "TokenEncryptionKey",
+    "TokenEncryptionKeyWrapped",
+    "TokenEncryptionKeyVaultKey",
     "SyncSchedule",
     "SyncIntervalMinutes",
     "MaxDeleteShare",
@@ -121,7 +122,9 @@ def modules(path: Path) -> list[tuple[str, Path, set[str]]]:
     """(symbol, file, params passed) for every module declared in ``path``."""
     text = code(path)
     found = []
-    for m in re.finditer(r"^module\s+(\w+)\s+'([^']+)'\s*=\s*\{", text, re.MULTILINE):
+    # `= {`, `= if (cond) {` and `= [for x in xs: {` (conditional and looped modules)
+    head = r"^module\s+(\w+)\s+'([^']+)'\s*=\s*(?:if\s*\(\w+\)\s*)?(?:\[\s*for\b.*?:\s*)?\{"
+    for m in re.finditer(head, text, re.MULTILINE):
         body = block_after(text, m.end() - 1)
         params_at = re.search(r"^\s*params\s*:\s*\{", body, re.MULTILINE)
         passed = top_level_keys(block_after(body, params_at.end() - 1)) if params_at else set()
@@ -237,7 +240,10 @@ def test_every_setting_the_app_reads_is_provided_in_azure() -> None:
 def test_secrets_are_key_vault_references_never_values() -> None:
     settings = app_settings()
     assert settings["OutlookApiClientSecret"] == "'@Microsoft.KeyVault(SecretUri=${outlookApiClientSecretUri})'"
-    assert settings["TokenEncryptionKey"] == "'@Microsoft.KeyVault(SecretUri=${tokenEncryptionKeyUri})'"
+    assert settings["TokenEncryptionKey"] == "'@Microsoft.KeyVault(SecretUri=${tokenEncryptionKeyUri})'"  # legacy only
+    # Envelope encryption: the data keys are in the settings only wrapped by the Key Vault key.
+    assert settings["TokenEncryptionKeyWrapped"] == "tokenEncryptionKeyWrapped"
+    assert settings["TokenEncryptionKeyVaultKey"] == "keyEncryptionKeyUri"
     uris = code(KEYVAULT)
     assert re.search(r"output outlookApiClientSecretUri string = '\$\{vault\.properties\.vaultUri\}secrets/", uris)
     assert re.search(r"output tokenEncryptionKeyUri string = '\$\{vault\.properties\.vaultUri\}secrets/", uris)
@@ -325,6 +331,8 @@ def test_the_identity_gets_exactly_its_data_roles() -> None:
         "keyVaultSecretsOfficer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
         "monitoringMetricsPublisher": "3913510d-42f4-4e42-8a64-420c390055eb",
         "storageQueueDataMessageSender": "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a",
+        "keyVaultCryptoUser": "12338af0-0e69-4776-bea7-57ae8d297424",
+        "keyVaultCryptoOfficer": "14b46e9e-c2b7-41b4-b07b-48a6ebf60603",
     }
     for name, guid in expected.items():
         assert re.search(rf"{name}:\s*'{guid}'", text), name
@@ -337,7 +345,10 @@ def test_the_identity_gets_exactly_its_data_roles() -> None:
         assert broad not in text
     # Roles are scoped to one resource, never the resource group or the subscription.
     scopes = set(re.findall(r"^\s*scope:\s*(\w+)", text, re.MULTILINE))
-    assert scopes == {"storage", "vault", "appInsights", "outboundQueue"}
+    assert scopes == {"storage", "vault", "keyEncryptionKey", "appInsights", "outboundQueue"}
+    # The app may unwrap with the one key-encryption key, nothing else in the vault.
+    unwrap = block_after(text, text.index("resource appUnwrap"))
+    assert "scope: keyEncryptionKey" in unwrap and "roles.keyVaultCryptoUser" in unwrap
     # The Communifire backend may only send, and only to the outbound queue.
     backend = block_after(text, text.index("resource communifireOutbound"))
     assert "scope: outboundQueue" in backend and "roles.storageQueueDataMessageSender" in backend

@@ -10,32 +10,33 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from core.adapters import telemetry
 from core.app.producer import OutboundProducer
 from tests.integration.outbound_helpers import Communifire, connect_all, day0, z
 
 pytestmark = pytest.mark.slow
 
 ALICE = "alice@contoso.com"
-_EXPORTER = InMemorySpanExporter()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def spans():
-    """Finished spans of the whole process (the local host runs the triggers in threads)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)  # once per process: the API allows no second one
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-    _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
+    """The app's finished spans, from every thread (the local host runs the triggers in
+    threads); only for this test: the global provider is left alone."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry.use_tracer_provider(provider)
+    try:
+        yield exporter, provider
+    finally:
+        telemetry.use_tracer_provider(None)
+        provider.shutdown()
 
 
 def _single(subject: str, days: int) -> dict:
@@ -50,6 +51,7 @@ def _named(finished, name: str) -> list:
 
 
 def test_the_timer_sync_jobs_and_writes_are_one_trace(stack, spans):
+    spans, _ = spans
     stack.add_user(ALICE)
     stack.connect("1001", ALICE)
     stack.control.create_event(ALICE, _single("Planning", 2))
@@ -84,6 +86,7 @@ def test_the_timer_sync_jobs_and_writes_are_one_trace(stack, spans):
 
 
 def test_an_outbound_message_continues_the_senders_trace(stack, spans):
+    spans, provider = spans
     connect_all(stack)
     communifire = Communifire(stack)
     start = day0()
@@ -92,7 +95,7 @@ def test_an_outbound_message_continues_the_senders_trace(stack, spans):
     producer = OutboundProducer(stack.app.storage.queue("outbound"))
     spans.clear()
 
-    with trace.get_tracer("communifire-backend").start_as_current_span("save event") as sender:
+    with provider.get_tracer("communifire-backend").start_as_current_span("save event") as sender:
         producer.send(message)
     stack.host.wait_idle(timeout=60)
 
@@ -109,6 +112,7 @@ def test_an_outbound_message_continues_the_senders_trace(stack, spans):
 
 
 def test_a_message_without_trace_context_is_still_processed_in_a_trace_of_its_own(stack, spans):
+    spans, _ = spans
     """Messages queued before this version (or by a sender without tracing) carry no traceparent."""
     stack.add_user(ALICE)
     stack.connect("1001", ALICE)
