@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Collection, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 from core.adapters.auth import FlowStore, MsalFactory, msal_factory
 from core.adapters import telemetry
@@ -77,9 +77,24 @@ class App:
         storage.ensure()
         return storage
 
+    #: Where wrapped token-encryption keys are unwrapped (Key Vault; tests stand in).
+    unwrapper: Callable[[], Any] | None = None
+
     @cached_property
     def sealer(self) -> Sealer:
-        return Sealer(self.settings.encryption_keys)
+        """The token-cache sealer: wrapped keys (unwrapped with Key Vault, envelope
+        encryption) first, then any plain TokenEncryptionKey keys (local runs, migration)."""
+        return Sealer(self.encryption_keys())
+
+    def encryption_keys(self) -> tuple[tuple[str, bytes], ...]:
+        settings = self.settings
+        if not settings.wrapped_keys:
+            return settings.encryption_keys
+        from core.adapters import keyvault
+
+        unwrapper = self.unwrapper or (lambda: keyvault.key_vault_unwrapper(
+            keyvault.credential(settings.storage.client_id or None)))
+        return keyvault.unwrap_keys(settings.key_vault_key, settings.wrapped_keys, unwrapper) + settings.encryption_keys
 
     @cached_property
     def make_msal(self) -> MsalFactory:

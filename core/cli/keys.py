@@ -18,6 +18,21 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     if problem := kid_problem(args.kid):
         raise usage(problem)
     out = output_for(args)
+    if args.wrap_with:
+        from core.config.settings import vault_key_problem
+
+        if problem := vault_key_problem(args.wrap_with):
+            raise usage(f"--wrap-with {problem}")
+        # Envelope encryption: the new key is printed only wrapped by the Key Vault key.
+        from core.adapters import keyvault
+
+        entry = keyvault.wrap_new_key(args.kid, args.wrap_with,
+                                      keyvault.key_vault_wrapper(keyvault.credential()))
+        if out.fmt == "json":
+            out.json({"kid": args.kid, "TokenEncryptionKeyWrapped": entry})
+        else:
+            out.say(entry)
+        return EXIT_OK
     key = new_key(args.kid)
     if out.fmt == "json":
         out.json({"kid": args.kid, "TokenEncryptionKey": key})
@@ -46,5 +61,8 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     p = add_command(sub, "keygen", cmd_keygen, "print a new TokenEncryptionKey value (kid:key)")
     p.add_argument("--kid", default="k1", help="key id: 1-32 letters, digits, - or _ (default k1)")
+    p.add_argument("--wrap-with", metavar="KEY_URI",
+                   help="Azure: print a TokenEncryptionKeyWrapped entry instead, the new key wrapped by this "
+                        "Key Vault key (azd output TOKEN_ENCRYPTION_KEK_URI; needs Key Vault Crypto Officer/User)")
     add_command(sub, "rotate-key", cmd_rotate_key,
                 "re-encrypt every token cache with the first key in TokenEncryptionKey")

@@ -49,7 +49,11 @@ SETTING_HELP: dict[str, str] = {
     "EnableCalendarSync": "Enable calendar sync from 3rd party systems (default false)",
     "SiteUrl": "intranet base URL; redirect URI = SiteUrl + /oauth2/outlook/callback",
     "AzureWebJobsStorage": "storage account connection (or the identity-based AzureWebJobsStorage__* settings)",
-    "TokenEncryptionKey": "key(s) encrypting token caches at rest: kid:base64url(32 bytes)[,older...]",
+    "TokenEncryptionKey": "key(s) encrypting token caches at rest: kid:base64url(32 bytes)[,older...] (local runs; "
+                          "in Azure the wrapped keys below)",
+    "TokenEncryptionKeyWrapped": "the same keys wrapped by the Key Vault key (envelope encryption): "
+                                 "kid:keyVersion:base64url(wrapped)[,older...]",
+    "TokenEncryptionKeyVaultKey": "versionless URI of the Key Vault key that unwraps TokenEncryptionKeyWrapped",
     "SyncSchedule": "timer NCRONTAB, six fields, UTC",
     "SyncIntervalMinutes": "minutes between two syncs of one user (default 15)",
     "MaxDeleteShare": "share of a user's events one sync may delete before an admin must confirm (default 0.5)",
@@ -113,6 +117,11 @@ class Settings:
     authority_host: str = DEFAULT_AUTHORITY_HOST
     ca_bundle: str | None = None
     name_prefix: str = ""
+    #: Envelope encryption: (kid, key version, wrapped data key), unwrapped by the Key Vault
+    #: key ``key_vault_key`` at start (core/adapters/keyvault.py). Their keys come before
+    #: ``encryption_keys``: the first wrapped key seals.
+    wrapped_keys: tuple[tuple[str, str, bytes], ...] = field(default=(), repr=False)
+    key_vault_key: str = ""
     #: (logical name, real queue name) for each of QUEUE_SETTINGS.
     queues: tuple[tuple[str, str], ...] = tuple((name, name) for name in QUEUE_SETTINGS)
 
@@ -218,6 +227,38 @@ def parse_encryption_keys(raw: str) -> tuple[tuple[str, bytes], ...]:
     return tuple(keys)
 
 
+def vault_key_problem(uri: str) -> str | None:
+    """Why ``uri`` is not a versionless Key Vault key URI, or None."""
+    if re.fullmatch(r"https://[A-Za-z0-9.-]+/keys/[A-Za-z0-9-]{1,127}/?", uri):
+        return None
+    return f"must be a versionless Key Vault key URI like https://<vault>.vault.azure.net/keys/<name>, got {uri!r}"
+
+
+def parse_wrapped_keys(raw: str) -> tuple[tuple[str, str, bytes], ...]:
+    """Parse ``kid:keyVersion:base64url(wrapped key)[,...]`` (``keygen --wrap-with`` prints one)."""
+    keys: list[tuple[str, str, bytes]] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        kid, version, encoded = (part.split(":", 2) + ["", ""])[:3]
+        if msg := kid_problem(kid):
+            raise ValueError(f"{msg} (each entry looks like 'kid:keyVersion:wrapped-key')")
+        if not re.fullmatch(r"[0-9A-Za-z]{1,64}", version) or not encoded:
+            raise ValueError(f"entry {kid!r} must look like 'kid:keyVersion:wrapped-key' "
+                             "(run 'outlook-sync keygen --wrap-with <key URI>')")
+        try:
+            wrapped = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except ValueError as exc:
+            raise ValueError(f"wrapped key {kid!r} is not valid base64url") from exc
+        if any(k == kid for k, _, _ in keys):
+            raise ValueError(f"key id {kid!r} appears twice")
+        keys.append((kid, version, wrapped))
+    if not keys:
+        raise ValueError("no key given")
+    return tuple(keys)
+
+
 _NCRONTAB_FIELD = re.compile(r"[0-9*/,\-]+")
 
 
@@ -313,13 +354,28 @@ def parse_settings(values: Mapping[str, str], file_exists: Callable[[str], bool]
             Problem("AzureWebJobsStorage", "is missing (a connection string, or AzureWebJobsStorage__tableServiceUri and __queueServiceUri)")
         )
 
+    # Token encryption: wrapped keys (Azure, envelope encryption) and/or plain keys (local
+    # runs; in Azure only while migrating). One of the two is required.
+    wrapped: tuple[tuple[str, str, bytes], ...] = ()
+    vault_key = ""
+    raw_wrapped = get("TokenEncryptionKeyWrapped")
+    if raw_wrapped:
+        try:
+            wrapped = parse_wrapped_keys(raw_wrapped)
+        except ValueError as exc:
+            problems.append(Problem("TokenEncryptionKeyWrapped", str(exc)))
+        vault_key = require("TokenEncryptionKeyVaultKey").rstrip("/")
+        if vault_key and (msg := vault_key_problem(vault_key)):
+            problems.append(Problem("TokenEncryptionKeyVaultKey", msg))
     keys: tuple[tuple[str, bytes], ...] = ()
-    raw_keys = require("TokenEncryptionKey")
+    raw_keys = get("TokenEncryptionKey") if raw_wrapped else require("TokenEncryptionKey")
     if raw_keys:
         try:
             keys = parse_encryption_keys(raw_keys)
         except ValueError as exc:
             problems.append(Problem("TokenEncryptionKey", str(exc)))
+    if {k for k, _, _ in wrapped} & {k for k, _ in keys}:
+        problems.append(Problem("TokenEncryptionKeyWrapped", "a key id is also used in TokenEncryptionKey"))
 
     schedule = get("SyncSchedule") or DEFAULT_SCHEDULE
     if msg := ncrontab_problem(schedule):
@@ -381,6 +437,8 @@ def parse_settings(values: Mapping[str, str], file_exists: Callable[[str], bool]
         site_url=site_url.rstrip("/"),
         storage=storage,
         encryption_keys=keys,
+        wrapped_keys=wrapped,
+        key_vault_key=vault_key,
         sync_schedule=schedule,
         sync_interval_minutes=interval,
         max_delete_share=share,
