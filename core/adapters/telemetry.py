@@ -19,12 +19,15 @@ passed on, so a trace started by the Communifire backend is not broken by a loca
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import threading
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
+
+T = TypeVar("T")
 
 #: Envelope fields that carry the W3C trace context (https://www.w3.org/TR/trace-context/).
 TRACE_FIELDS = ("traceparent", "tracestate")
@@ -154,6 +157,21 @@ def consuming(name: str, queue: str, body: str | bytes | Mapping[str, Any], /, *
     with _tracer().start_as_current_span(name, context=parent, kind=otel.trace.SpanKind.CONSUMER,
                                          links=links, attributes=attributes):
         yield
+
+
+def in_current_context(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` to run on another thread (a thread pool) inside the caller's trace.
+
+    OpenTelemetry keeps the current span in a context variable, which a new thread does
+    not inherit; without this, a send from a pool thread would start a trace of its own.
+    Each call runs in its own copy of the caller's context, so calls may overlap.
+    """
+    captured = contextvars.copy_context()
+
+    def run(*args: Any, **kwargs: Any) -> T:
+        return captured.copy().run(fn, *args, **kwargs)
+
+    return run
 
 
 def annotate(**fields: Any) -> None:

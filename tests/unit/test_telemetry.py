@@ -110,3 +110,20 @@ def test_with_a_connection_string_the_function_app_sends_traces_and_logs_through
     assert tracer_module.startswith("opentelemetry.sdk.trace")
     assert logger_module.startswith("opentelemetry.sdk._logs")
     assert handler == "True"
+
+
+def test_work_handed_to_a_thread_pool_stays_in_the_callers_trace():
+    """A fan-out through a ThreadPoolExecutor keeps each send inside the timer's trace."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fields(_: int) -> dict:
+        with telemetry.producing("sync-jobs") as carried:
+            return carried
+
+    with telemetry.consuming("sync_timer", "timer", json.dumps({"traceparent": TRACEPARENT})):
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            kept = list(pool.map(telemetry.in_current_context(fields), range(8)))
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            lost = list(pool.map(fields, range(8)))
+    assert all(f["traceparent"].split("-")[1] == TRACEPARENT.split("-")[1] for f in kept)
+    assert lost == [{}] * 8  # what happens without it
