@@ -124,8 +124,17 @@ def doctor_checks(raw: dict[str, str], app_url: str | None = None, deployed: boo
             raise ValueError(f"unexpected HTTP {resp.status_code}")
         return f"{settings.graph_base_url} answers"
 
+    def token_keys() -> str:
+        # Envelope encryption: Key Vault unwraps each entry (the caller needs Crypto User/Officer).
+        from core.app.bootstrap import App
+
+        App(settings).encryption_keys()
+        return f"{len(settings.wrapped_keys)} wrapped key(s) unwrapped with {settings.key_vault_key}"
+
     attempt("authority", authority)
     attempt("graph", graph)
+    if settings.wrapped_keys:
+        attempt("token keys", token_keys)
     checks.append(("calendar sync", settings.sync_enabled, "enabled" if settings.sync_enabled else "EnableCalendarSync is false: connect is refused and nothing syncs"))
     if app_url:
         checks += _app_url_checks(app_url, settings.verify)
