@@ -35,7 +35,13 @@ lock: setup
 	$(UV_COMPILE) requirements.in -o requirements.txt
 	$(UV_COMPILE) requirements-dev.in -c requirements.txt -o requirements-dev.txt
 
+# ruff: the rules chosen in pyproject.toml ([tool.ruff.lint]); `make lint` runs just the linters.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
+
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 	bash infra/check.sh
 	$(BIN)/python -m pytest -q

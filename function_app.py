@@ -5,11 +5,13 @@ import azure.functions as func
 
 from core.app.bootstrap import configure_telemetry
 
-configure_telemetry()  # before any function runs, as the distro asks; a no-op locally
+# Before the trigger packages import the libraries the distro instruments (requests, the
+# Azure SDK), as it asks; a no-op locally. Hence the imports below it (E402).
+configure_telemetry()
 
-from functions.instance_writer import bp as instance_writer
-from functions.oauth_callback import bp as oauth_callback
-from functions.sync_timer import bp as sync_timer
+from functions.instance_writer import bp as instance_writer  # noqa: E402
+from functions.oauth_callback import bp as oauth_callback  # noqa: E402
+from functions.sync_timer import bp as sync_timer  # noqa: E402
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(oauth_callback)

@@ -306,7 +306,7 @@ class LocalHost:
 
     def status(self) -> dict[str, Any]:
         depths: dict[str, int] = {}
-        for name, (queue, conn, _) in self.queues.items():
+        for queue, conn, _ in self.queues.values():
             service = QueueServiceClient.from_connection_string(conn)
             for qname in (queue, f"{queue}-poison"):
                 client = service.get_queue_client(qname)
@@ -393,7 +393,7 @@ class LocalHost:
                     req = func.HttpRequest(self.command, f"{host.url}{self.path}", headers=dict(self.headers),
                                            params=clean, route_params=match.groupdict(), body=body)
                     try:
-                        resp = host._invoke(name, "http", lambda: user_fn(**{arg: req}))
+                        resp = host._invoke(name, "http", lambda fn=user_fn, arg=arg, req=req: fn(**{arg: req}))
                     except Exception:  # noqa: BLE001 - the host answers 500 for an unhandled error
                         return self._send(500, b"", {})
                     headers = {k: v for k, v in resp.headers.items()}

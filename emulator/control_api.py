@@ -156,7 +156,7 @@ def _handle(state, req: Request) -> Response:
             try:
                 state.subscriptions.lifecycle(seg[1], body["event"])
             except KeyError:
-                raise ControlError(404, f"unknown subscription {seg[1]}")
+                raise ControlError(404, f"unknown subscription {seg[1]}") from None
             return ok
         if seg == ["notifications"] and m == "GET":
             pass

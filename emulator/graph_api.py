@@ -101,7 +101,7 @@ def _auth(state, req: Request) -> dict:
         try:
             claims = state.directory.verify_access_token(auth[7:].strip())
         except ValueError as exc:
-            raise GraphError(401, "InvalidAuthenticationToken", str(exc))
+            raise GraphError(401, "InvalidAuthenticationToken", str(exc)) from exc
     req.context["user"] = claims.get("upn")
     req.context["app"] = claims.get("appid")
     return claims
@@ -258,7 +258,7 @@ def _view(req: Request, allow_select: bool = True, write: bool = False) -> View:
     except TimeZoneError:
         raise GraphError(400, "TimeZoneNotSupportedException",
                          "A valid TimeZone value must be specified. The following TimeZone value "
-                         f"is not supported: '{view.tz}'.")
+                         f"is not supported: '{view.tz}'.") from None
     return view
 
 
@@ -299,7 +299,7 @@ def _body(req: Request) -> dict:
     try:
         body = req.json()
     except (ValueError, UnicodeDecodeError):
-        raise GraphError(400, "RequestBodyRead", "Invalid JSON. A token was not recognized in the JSON content.")
+        raise GraphError(400, "RequestBodyRead", "Invalid JSON. A token was not recognized in the JSON content.") from None
     if not isinstance(body, dict):
         raise GraphError(400, "RequestBodyRead", "The request body must be a JSON object.")
     return body
@@ -394,7 +394,7 @@ def _window(req: Request) -> tuple[_dt.datetime, _dt.datetime]:
         lo, hi = parse_query_instant(s), parse_query_instant(e)
     except ValueError:
         raise GraphError(400, "ErrorInvalidParameter",
-                         "The value of the parameter 'StartDateTime' or 'EndDateTime' is invalid.")
+                         "The value of the parameter 'StartDateTime' or 'EndDateTime' is invalid.") from None
     return lo, hi
 
 
@@ -404,7 +404,7 @@ def _page_size(req: Request, default: int = 10) -> int:
         try:
             n = int(top)
         except ValueError:
-            raise GraphError(400, "BadRequest", f"Invalid $top value '{top}'.")
+            raise GraphError(400, "BadRequest", f"Invalid $top value '{top}'.") from None
         if not 1 <= n <= 1000:
             raise GraphError(400, "ErrorInvalidParameter",
                              "The value of the $top parameter must be between 1 and 1000.")
@@ -512,7 +512,7 @@ def _paged(state, req: Request, rows: list, view: View, context: str, default: i
     try:
         skip = int(req.q("$skip") or 0)
     except ValueError:
-        raise GraphError(400, "BadRequest", "Invalid $skip value.")
+        raise GraphError(400, "BadRequest", "Invalid $skip value.") from None
     page = rows[skip:skip + size]
     out: dict = {"@odata.context": context, "value": [_render(r, view) for r in page]}
     if skip + size < len(rows):
@@ -733,7 +733,7 @@ def _batch(state, req: Request) -> Response:
     try:
         body = json.loads(req.body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
-        raise GraphError(400, "BadRequest", "Invalid batch payload format.")
+        raise GraphError(400, "BadRequest", "Invalid batch payload format.") from None
     reqs = body.get("requests") if isinstance(body, dict) else None
     if not isinstance(reqs, list) or not reqs:
         raise GraphError(400, "BadRequest", "Invalid batch payload format.")

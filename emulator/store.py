@@ -351,7 +351,7 @@ class Store:
         try:
             kind, ident, day = parse_id(event_id)
         except ValueError:
-            raise GraphError(400, "ErrorInvalidIdMalformed", "Id is malformed.")
+            raise GraphError(400, "ErrorInvalidIdMalformed", "Id is malformed.") from None
         item = mb.items.get(ident)
         if item is None:
             raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
@@ -390,11 +390,11 @@ class Store:
         except TimeZoneError as exc:
             raise GraphError(400, "TimeZoneNotSupportedException",
                              "A valid TimeZone value must be specified. The following TimeZone "
-                             f"value is not supported: '{exc}'.")
+                             f"value is not supported: '{exc}'.") from exc
         except (ValueError, TypeError):
             raise GraphError(400, "RequestBodyRead",
                              f"Cannot convert the literal '{body.get(key)}' to the expected type "
-                             "'microsoft.graph.dateTimeTimeZone'.")
+                             "'microsoft.graph.dateTimeTimeZone'.") from None
 
     def _apply_attendees(self, props: dict, new: list) -> None:
         if not isinstance(new, list):
@@ -485,7 +485,7 @@ class Store:
             return rec_mod.normalize(recurrence, start_tz)
         except rec_mod.RecurrenceError as exc:
             raise GraphError(400, "ErrorPropertyValidationFailure",
-                             f"At least one property failed validation. {exc}")
+                             f"At least one property failed validation. {exc}") from exc
 
     def _anchor(self, item: Item, requested_start: _dt.datetime) -> None:
         """Put a master's start/end on its first slot, keeping the requested wall time."""
@@ -790,7 +790,7 @@ class Store:
             return
         owner = org_mb.user.id
         wanted = {u.id: u for u in self._attendee_users(item.props, owner)}
-        for oid, u in wanted.items():
+        for u in wanted.values():
             self._sync_series_copy(org_mb, item, self.mailbox(u))
         for oid in list(item.copy_links):
             if oid not in wanted:  # removed from the meeting: cancellation

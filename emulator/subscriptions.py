@@ -141,7 +141,7 @@ class Subscriptions:
             raise GraphError(400, "InvalidRequest",
                              "Could not process subscription creation payload. Are all property "
                              "names spelled and camelCased properly?Also are the dateTimeOffest "
-                             "properties in a valid Internet Date and Time format?")
+                             "properties in a valid Internet Date and Time format?") from None
         now = self.clock.now()
         if when <= now:
             raise GraphError(400, "InvalidRequest",

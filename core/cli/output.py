@@ -149,7 +149,7 @@ class Output:
         # width, so rich never crops a line; at worst everything folds, nothing is cut.
         caps: list[int | None] = [None] * len(columns)
         others = [i for i, c in enumerate(columns) if not c.whole]
-        room = console.width - 3 * len(columns) - 2 - sum(w for c, w in zip(columns, widest) if c.whole)
+        room = console.width - 3 * len(columns) - 2 - sum(w for c, w in zip(columns, widest, strict=True) if c.whole)
         natural = sum(widest[i] for i in others)
         if others and natural > room >= 8 * len(others):
             for i in others:
@@ -157,7 +157,7 @@ class Output:
             while sum(caps[i] or 0 for i in others) > room:  # the 8-character floor overshot
                 widest_cap = max(others, key=lambda i: caps[i] or 0)
                 caps[widest_cap] = (caps[widest_cap] or 0) - 1
-        for c, cap in zip(columns, caps):
+        for c, cap in zip(columns, caps, strict=True):
             # fold: a long value wraps onto the next line whole, it is never cut with an ellipsis
             table.add_column(c.title, overflow="fold", style=c.style or None, max_width=cap)
         for t in texts:
@@ -170,7 +170,7 @@ class Output:
         widths = [max(len(line[i]) for line in grid) for i in range(len(columns))]
         lines = [title] if title else []
         for line in grid:
-            lines.append("  ".join(text.ljust(w) for text, w in zip(line, widths)).rstrip())
+            lines.append("  ".join(text.ljust(w) for text, w in zip(line, widths, strict=True)).rstrip())
         self.stream.write("\n".join(lines) + "\n")
         self.stream.flush()
 

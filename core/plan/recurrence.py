@@ -688,7 +688,7 @@ def last_occurrence(rec: Recurrence, first_start: datetime, *,
         local = rule.before(datetime.combine(rec.range.end_date, time.max), inc=True)
     else:
         local = None
-        for local in rule:
+        for local in rule:  # noqa: B007 - walks to the last occurrence, which is kept
             pass
     assert local is not None  # Recurrence guarantees at least one occurrence
     return _localize(local, zone)

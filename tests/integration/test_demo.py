@@ -22,7 +22,7 @@ def test_the_demo_story_runs_step_by_step_and_ends_with_nothing_left_in_outlook(
     run_story(Demo(stack, Output(stream=text)))
     steps = [line for line in text.getvalue().splitlines() if line[:3] in ("1. ", "2. ", "3. ", "4. ", "5. ")]
     assert [s[:2] for s in steps] == ["1.", "2.", "3.", "4.", "5."]
-    for step, rule in zip(steps, ("(D4)", "D2)", "(A1, A2)", "(A3)", "(A8, O6)")):
+    for step, rule in zip(steps, ("(D4)", "D2)", "(A1, A2)", "(A3)", "(A8, O6)"), strict=True):
         assert rule in step, step
     assert f"{NEW_TITLE}  " in text.getvalue()  # the renamed event in the table of step 4
     assert stack.calendar("1001")["events"] == [] and stack.calendar("1002")["events"] == []

@@ -11,6 +11,7 @@ import pytest
 from core.app import service
 from core.cli.outbound import poison_entries, replay
 from core.adapters.events import EventStore
+from core.adapters.graph import GraphError
 from core.plan.outbound import parse_message
 from core.app.outbound_exec import OperationRecord, Operations, OutboundRunner, run_outbound
 from core.app.service import BadMessage
@@ -91,7 +92,7 @@ def test_a_failure_midway_resumes_on_redelivery_without_repeating_done_writes_se
     msg = cf.message("update", "all", event={"title": "Renamed"})
     stack.control.clear_requests_log()
     stack.control.inject_fault("503", count=6, upn=ALICE, route="/instances", retry_after=0)
-    with pytest.raises(Exception):
+    with pytest.raises(GraphError):
         cf.send(msg)  # the master was patched; finding the exception failed for good
     assert Operations(stack.app.storage).get(msg["operation_id"]).status == "running"
     assert cf.send(msg) == "applied"  # redelivery

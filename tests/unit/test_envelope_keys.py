@@ -111,7 +111,7 @@ def test_an_entry_key_vault_refuses_is_reported_by_name_and_key_version():
         raise PermissionError("Forbidden: the identity has no Key Vault Crypto User role")
 
     with pytest.raises(keyvault.KeyVaultError, match=r"'k9'.*TokenEncryptionKek/v404.*Crypto User"):
-        App(settings, unwrapper=lambda: refuse).sealer
+        App(settings, unwrapper=lambda: refuse).encryption_keys()
 
 
 def test_keygen_refuses_a_wrap_key_that_is_not_a_key_vault_key_uri(capsys):
