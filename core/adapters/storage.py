@@ -107,6 +107,11 @@ class Storage:
             )
         return self._queues[name]
 
+    def raw_queue(self, name: str) -> QueueClient:
+        """A queue client that neither encodes nor decodes: message content exactly as stored
+        (poison tools read messages that may not be base64; see ``core.app.poison``)."""
+        return self._queue_service.get_queue_client(self.queue_name(name))
+
     def ensure(self) -> None:
         """Create every table and queue (and poison queue) that does not exist yet."""
         for name in TABLES:

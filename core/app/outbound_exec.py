@@ -13,9 +13,12 @@ Invariants (SPEC section 7):
   (429/503 after the client's own retries, a dropped connection, a crash) skips what is
   done and ends in the same state; a create carries a transactionId as well;
 - a message that can never be applied (invalid, unknown version, space calendar, user
-  unknown or not connected) is rejected before any write: the reason is logged and kept
-  on the operation record (``poison list``), and ``BadMessage`` sends it to the poison
-  queue after the host's retries;
+  unknown or not connected) is rejected before any write and put in ``outbound-poison``
+  on its first delivery; the reason is logged and kept on the operation record;
+- throttling that outlasts the client's retries re-schedules the work as a new message,
+  invisible for ``Retry-After``, with the record ``waiting`` (``core.plan.delivery``
+  decides); it never counts toward the host's poison threshold;
+- every status change goes through ``set_status``;
 - a 404 on a delete counts as done; a 404 on another write skips that write (the item
   was deleted in Outlook meanwhile; the inbound sync records that);
 - Table Storage is written last, against the ETag the plan was made from; on a conflict
@@ -24,6 +27,7 @@ Invariants (SPEC section 7):
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -34,7 +38,7 @@ from urllib.parse import quote
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from core.plan import outbound
+from core.plan import delivery, outbound
 from core.adapters import logs
 from core.adapters.events import ConcurrencyConflict, EventChange, EventStore, LoadedEvent
 from core.adapters.graph import GraphClient, GraphError
@@ -74,10 +78,14 @@ class OutboundRejected(ValueError):
 
 @dataclass
 class OperationRecord:
-    """One outbound operation's row: status, progress and, when poisoned, the reason."""
+    """One outbound operation's row: status, progress and, when poisoned, the reason.
+
+    ``status`` is one of ``core.plan.delivery``'s: new, running, waiting (re-scheduled:
+    ``retry_at`` says when), applied, stale (changed nothing: older than what was applied),
+    rejected (in the poison queue, ``reason`` says why), replayed (back on its queue)."""
 
     key: str
-    status: str = "new"  # new | running | done | rejected | failed
+    status: str = "new"
     reason: str = ""
     event_id: str = ""
     attempts: int = 0
@@ -86,6 +94,9 @@ class OperationRecord:
     message: str = ""
     summary: str = ""
     updated_at: str = ""
+    waits: int = 0  # times re-scheduled (throttling, waiting for the event's create)
+    waiting_since: str = ""  # when the current run of waits began (empty: not waiting)
+    retry_at: str = ""  # when a waiting operation is tried again
 
 
 class Operations:
@@ -99,18 +110,14 @@ class Operations:
             e = self._table.get_entity(PARTITION, escape_key(key))
         except ResourceNotFoundError:
             return None
-        return OperationRecord(
-            key=key, status=e.get("Status", "new"), reason=e.get("Reason", ""), event_id=e.get("EventId", ""),
-            attempts=int(e.get("Attempts", 0)), progress=json.loads(join_chunks("Progress", e) or "{}"),
-            before=json.loads(join_chunks("Before", e) or "{}"), message=join_chunks("Message", e) or "",
-            summary=e.get("Summary", ""), updated_at=e.get("UpdatedAt", ""),
-        )
+        return _record(key, e)
 
     def save(self, rec: OperationRecord, now: datetime) -> None:
         entity: dict[str, Any] = {
             "PartitionKey": PARTITION, "RowKey": escape_key(rec.key), "OperationId": rec.key,
             "Status": rec.status, "Reason": rec.reason[:4000], "EventId": rec.event_id, "Attempts": rec.attempts,
-            "Summary": rec.summary[:4000], "UpdatedAt": iso(now),
+            "Summary": rec.summary[:4000], "UpdatedAt": iso(now), "Waits": rec.waits,
+            "WaitingSince": rec.waiting_since, "RetryAt": rec.retry_at,
         }
         entity.update(split_chunks("Progress", json.dumps(rec.progress, sort_keys=True)))
         entity.update(split_chunks("Before", json.dumps(rec.before, sort_keys=True)))
@@ -120,9 +127,49 @@ class Operations:
 
     def all(self) -> Iterable[OperationRecord]:
         for e in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION}):
-            rec = self.get(e["OperationId"]) if e.get("OperationId") else None
-            if rec is not None:
-                yield rec
+            if e.get("OperationId"):
+                yield _record(e["OperationId"], e)
+
+    def for_event(self, event_id: str) -> Iterable[OperationRecord]:
+        """Every operation recorded for one event (a rare path: an event that is not stored)."""
+        for e in self._table.query_entities("PartitionKey eq @pk and EventId eq @ev",
+                                            parameters={"pk": PARTITION, "ev": event_id}):
+            if e.get("OperationId"):
+                yield _record(e["OperationId"], e)
+
+
+def _record(key: str, e: Mapping[str, Any]) -> OperationRecord:
+    return OperationRecord(
+        key=key, status=e.get("Status", "new"), reason=e.get("Reason", ""), event_id=e.get("EventId", ""),
+        attempts=int(e.get("Attempts", 0)), progress=json.loads(join_chunks("Progress", e) or "{}"),
+        before=json.loads(join_chunks("Before", e) or "{}"), message=join_chunks("Message", e) or "",
+        summary=e.get("Summary", ""), updated_at=e.get("UpdatedAt", ""), waits=int(e.get("Waits", 0) or 0),
+        waiting_since=e.get("WaitingSince", "") or "", retry_at=e.get("RetryAt", "") or "",
+    )
+
+
+def set_status(ops: Operations, rec: OperationRecord, status: str, now: datetime, *, reason: str = "",
+               summary: str = "", retry_at: datetime | None = None) -> None:
+    """THE one place an outbound operation's status is written (running, waiting, applied,
+    stale, rejected, replayed): the record is saved and the outcome logged. Whatever must
+    follow every status change (the ``outbound-results`` message of issue 12) goes here.
+    """
+    rec.status = status
+    rec.reason = reason
+    if summary:
+        rec.summary = summary
+    if status == delivery.WAITING:
+        rec.waits += 1
+        rec.waiting_since = rec.waiting_since or iso(now)
+        rec.retry_at = iso(retry_at) if retry_at else ""
+    elif status != delivery.RUNNING:
+        rec.waiting_since, rec.retry_at = "", ""
+    ops.save(rec, now)
+    if status in (delivery.REJECTED,):
+        logs.warning(log, "outbound operation rejected", operation_id=rec.key, event_id=rec.event_id, reason=reason)
+    elif status != delivery.RUNNING:
+        logs.info(log, f"outbound operation {status}", operation_id=rec.key, event_id=rec.event_id,
+                  reason=reason, retry_at=rec.retry_at)
 
 
 def message_key(body: str, data: Any) -> str:
@@ -287,11 +334,12 @@ def discover(graph: GraphClient, exp: Expect, organizer_email: str, master_uid: 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str  # applied | duplicate | nothing
+    status: str  # applied | duplicate | nothing | stale
     operation_id: str
     event_id: str
     steps: int = 0
     plan: OutboundPlan | None = None
+    reason: str = ""
 
 
 def _directory(ctx: Any, msg: OutboundMessage, loaded: LoadedEvent | None) -> dict[str, DirectoryUser]:
@@ -348,6 +396,8 @@ class OutboundRunner:
         mailboxes = _Mailboxes(self.ctx)
         for attempt in range(MAX_REPLANS):
             plan, loaded = self.plan(msg)
+            if loaded is None and msg.operation in ("update", "rsvp", "invite"):
+                raise EventNotStored(msg.event.id)
             if plan.refused:
                 raise OutboundRejected(plan.refused, msg.operation_id)
             rec.event_id = plan.event_id
@@ -506,77 +556,108 @@ def _settle(event: Event, links: list[OutlookLink], msg: OutboundMessage) -> Eve
 # =========================================================================== entry point
 
 
-def run_outbound(app: Any, body: str) -> str:
+class EventNotStored(Exception):
+    """An operation on an event that is not stored: its create may not have arrived yet."""
+
+
+#: Graph answers that mean "not now": the work waits instead of counting toward poison.
+THROTTLED = (429, 503, 504)
+QUEUE = "outbound"
+
+
+def run_outbound(app: Any, body: str | bytes) -> str:
     """The ``apply_outbound`` queue trigger's work: apply one Communifire change message.
 
-    Returns ``applied``, ``duplicate`` (done before: nothing changes) or ``nothing``.
+    Returns the outcome; every one ends this delivery (the host deletes the message):
+    ``applied``; ``duplicate`` (done before: nothing changes); ``nothing``; ``stale``
+    (older than what was applied for the event: nothing changes); ``waiting`` (throttled,
+    or the event's create has not arrived: a new copy of the message is on the queue,
+    invisible until the retry time, and the record says ``waiting``); ``rejected`` (can
+    never succeed: the message is in ``outbound-poison`` now, its reason on the record).
 
     Raises:
-        core.app.service.BadMessage: the message can never be applied (the reason is on the
-            operation record); the host moves it to ``outbound-poison`` after its retries.
-        GraphError, ConcurrencyConflict: transient trouble; the host retries the message
-            and the run resumes where it stopped.
+        GraphError (other than throttling), ConcurrencyConflict, storage errors: transient
+            trouble; the host retries the message and the run resumes where it stopped.
     """
-    from core.app.service import BadMessage, sync_context
+    from core.app.service import sync_context
 
-    ctx = sync_context(app)
+    raw = body if isinstance(body, bytes) else body.encode("utf-8")
     ops = Operations(app.storage)
     now = app.clock()
     try:
-        data = app.storage.resolve(body)
+        text = raw.decode("utf-8")
+        data = app.storage.resolve(text)
     except (ValueError, ResourceNotFoundError) as exc:
-        data = None
-        key = message_key(body, None)
-        _reject(ops, key, body, f"not a JSON object: {exc}", now)
-        raise BadMessage(f"outbound message {key}: not a JSON object: {exc}") from exc
-    key = message_key(body, data)
+        key = message_key(raw.decode("utf-8", "replace"), None)
+        rec = ops.get(key) or OperationRecord(key=key, message=raw.decode("utf-8", "replace"))
+        return poison_now(app, ops, rec, raw, f"not a JSON object: {exc}")
+    key = message_key(text, data)
     rec = ops.get(key) or OperationRecord(key=key, message=json.dumps(data, sort_keys=True))
-    if rec.status == "done":
-        logs.info(log, "outbound message already applied", operation_id=key)
+    if delivery.is_final(rec.status):
+        logs.info(log, "outbound message already applied", operation_id=key, status=rec.status)
         return "duplicate"
     try:
         msg = outbound.parse_message(data)
     except outbound.MessageError as exc:
-        _reject(ops, key, rec.message or body, f"invalid message: {exc}", now, rec)
-        raise BadMessage(f"outbound message {key}: invalid: {exc}") from exc
+        return poison_now(app, ops, rec, raw, f"invalid message: {exc}")
+    refusal = admission_refusal(msg, raw_size=len(raw))
+    if refusal:
+        return poison_now(app, ops, rec, raw, refusal)
     if not app.settings.sync_enabled:
-        _reject(ops, key, rec.message, "EnableCalendarSync is false: outbound changes are not written", now, rec)
-        raise BadMessage(f"outbound message {key}: calendar sync is disabled")
+        return poison_now(app, ops, rec, raw, "EnableCalendarSync is false: outbound changes are not written")
     rec.attempts += 1
-    rec.status = "running"
-    rec.reason = ""
-    ops.save(rec, now)
-    runner = OutboundRunner(ctx, app.storage, ops, app.clock)
+    set_status(ops, rec, delivery.RUNNING, now)
+    runner = OutboundRunner(sync_context(app), app.storage, ops, app.clock)
     try:
         outcome = runner.run(msg, rec)
     except OutboundRejected as exc:
-        _reject(ops, key, rec.message, exc.reason, app.clock(), rec)
-        logs.warning(log, "outbound message rejected", operation_id=key, reason=exc.reason)
-        raise BadMessage(f"outbound message {key}: {exc.reason}") from exc
+        return poison_now(app, ops, rec, raw, exc.reason)
+    except EventNotStored:
+        decision = delivery.after_missing_event(msg.event.id, msg.operation, rec.waits)
+        return _wait_or_poison(app, ops, rec, raw, decision)
     except GraphError as exc:
-        rec.status = "failed" if not exc.transient else "running"
-        rec.reason = f"Graph {exc.status} {exc.code}: {exc.message}"
-        ops.save(rec, app.clock())
-        if not exc.transient and exc.status not in (401,):
-            logs.warning(log, "outbound message failed", operation_id=key, reason=rec.reason)
-            raise BadMessage(f"outbound message {key}: {rec.reason}") from exc
-        raise
-    rec.status = "done"
-    rec.summary = f"{outcome.status}: {outcome.steps} Outlook write(s) planned"
-    ops.save(rec, app.clock())
-    logs.info(log, "outbound message applied", operation_id=key, event_id=outcome.event_id,
-        outcome=outcome.status, steps=outcome.steps)
+        what = f"Graph {exc.status} {exc.code}: {exc.message}"
+        if exc.status in THROTTLED:
+            since = parse_utc(rec.waiting_since) if rec.waiting_since else None
+            decision = delivery.after_throttling(exc.retry_after, rec.waits, since, app.clock(), what)
+            return _wait_or_poison(app, ops, rec, raw, decision)
+        if exc.transient or exc.status == 401:
+            set_status(ops, rec, delivery.RUNNING, app.clock(), reason=what)
+            raise  # a dropped connection, a 500, an expired token: the host retries
+        return poison_now(app, ops, rec, raw, what)
+    status = delivery.STALE if outcome.status == "stale" else delivery.APPLIED
+    set_status(ops, rec, status, app.clock(), reason=outcome.reason,
+               summary=f"{outcome.status}: {outcome.steps} Outlook write(s) planned")
     return outcome.status
 
 
-def _reject(ops: Operations, key: str, message: str, reason: str, now: datetime,
-            rec: OperationRecord | None = None) -> None:
-    rec = rec or ops.get(key) or OperationRecord(key=key, message=message)
-    rec.status = "rejected"
-    rec.reason = reason
-    rec.message = rec.message or message
-    ops.save(rec, now)
-    logs.warning(log, "outbound message rejected", operation_id=key, reason=reason)
+def admission_refusal(msg: OutboundMessage, raw_size: int | None = None) -> str:
+    """Why a parsed message can never be applied, whatever the stored state ("" if it can):
+    the same reasons ``enqueue`` and the producer give (issue 11)."""
+    from core.plan.outbound_admission import refusal
+
+    return refusal(msg, raw_size)
+
+
+def poison_now(app: Any, ops: Operations, rec: OperationRecord, raw: bytes, reason: str) -> str:
+    """A message that can never succeed: into ``outbound-poison`` on its first delivery (as
+    the host would put it there after its retries: base64 of the original bytes), with the
+    reason on the operation record. The host then deletes the original."""
+    app.storage.raw_queue(f"{QUEUE}-poison").send_message(base64.b64encode(raw).decode("ascii"))
+    set_status(ops, rec, delivery.REJECTED, app.clock(), reason=reason)
+    return "rejected"
+
+
+def _wait_or_poison(app: Any, ops: Operations, rec: OperationRecord, raw: bytes, decision: delivery.Decision) -> str:
+    if decision.action == "poison":
+        return poison_now(app, ops, rec, raw, decision.reason)
+    now = app.clock()
+    # a new copy, invisible until the retry time: the host deletes this one, so the
+    # dequeue count (the poison threshold) starts again; steps already done are skipped
+    app.storage.raw_queue(QUEUE).send_message(base64.b64encode(raw).decode("ascii"),
+                                              visibility_timeout=decision.delay_seconds)
+    set_status(ops, rec, delivery.WAITING, now, reason=decision.reason, retry_at=decision.retry_at(now))
+    return "waiting"
 
 
 def dry_run(app: Any, data: Mapping[str, Any]) -> OutboundPlan:

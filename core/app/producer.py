@@ -20,7 +20,6 @@ from typing import Any, Mapping
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "outbound-message.v1.schema.json"
 QUEUE = "outbound"
-MAX_BYTES = 48_000  # a queue message is at most 64 KiB once base64-encoded
 
 
 class InvalidMessage(ValueError):
@@ -37,7 +36,9 @@ def schema() -> dict[str, Any]:
 
 
 def validate(message: Mapping[str, Any]) -> None:
-    """Check a message against the JSON Schema and the app's parser (same rules as the consumer).
+    """Check a message as the consumer will: the JSON Schema, the size in bytes of what goes
+    on the queue, the app's parser and its admission rules (space calendar, rule C6), with
+    the reasons the operation record would show (``core.plan.outbound_admission``).
 
     Raises:
         InvalidMessage: with every schema problem, or the parser's reason.
@@ -48,17 +49,23 @@ def validate(message: Mapping[str, Any]) -> None:
         f"{'/'.join(str(p) for p in err.absolute_path) or '<message>'}: {err.message}"
         for err in sorted(Draft202012Validator(schema()).iter_errors(dict(message)), key=lambda e: list(e.absolute_path))
     ]
+    size = len(encode(message).encode("utf-8"))
+    from core.plan.outbound_admission import refusal, size_refusal
+
+    if size_refusal(size):
+        problems.append(size_refusal(size))
     if problems:
         raise InvalidMessage(problems)
     from core.plan.outbound import MessageError, parse_message
 
     envelope = ("traceparent", "tracestate")  # trace context, not part of the change (telemetry)
     try:
-        parse_message({k: v for k, v in message.items() if k not in envelope})
+        parsed = parse_message({k: v for k, v in message.items() if k not in envelope})
     except MessageError as exc:
-        raise InvalidMessage([str(exc)]) from exc
-    if len(encode(message)) > MAX_BYTES:
-        raise InvalidMessage([f"the message is larger than {MAX_BYTES} bytes"])
+        raise InvalidMessage([f"invalid message: {exc}"]) from exc
+    reason = refusal(parsed, size)
+    if reason:
+        raise InvalidMessage([reason])
 
 
 def encode(message: Mapping[str, Any]) -> str:
@@ -89,8 +96,13 @@ class OutboundProducer:
         """
         validate(message)
         from core.adapters import telemetry
+        from core.plan.outbound.admission import size_refusal
 
         # The W3C trace context of the caller, so apply_outbound continues its trace.
         with telemetry.producing(QUEUE, operation_id=message.get("operation_id")) as trace_fields:
-            sent = self._queue.send_message(encode({**message, **trace_fields}))
+            body = encode({**message, **trace_fields})
+            too_big = size_refusal(len(body.encode("utf-8")))  # the trace context counts too
+            if too_big:
+                raise InvalidMessage([too_big])
+            sent = self._queue.send_message(body)
         return str(getattr(sent, "id", ""))

@@ -1,4 +1,4 @@
-"""CLI commands for the outbound queue: ``enqueue FILE.json``, ``poison list``, ``poison replay ID``.
+"""CLI commands for the queues: ``enqueue FILE.json``, ``poison list``, ``poison replay ID|--all``.
 
 ``register(subparsers)`` is called from ``core.cli.main.build_parser``. Exit codes follow
 ``core.cli.errors``: 0 done, 1 failed (nothing to replay), 2 bad usage or an invalid message.
@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from core.cli.context import LIST_FORMATS, add_command, output_for, storage_app
-from core.cli.errors import EXIT_OK, CliError, usage
+from core.cli.errors import EXIT_FAIL, EXIT_OK, CliError, usage
 from core.cli.output import cols
 
-POISON_COLUMNS = cols("id!", "status", "event_id:event!", "in_poison_queue:in poison queue", "reason")
+POISON_COLUMNS = cols("id!", "status", "event_id:event!", "in_poison_queue:in poison queue",
+                      "raw_size:size (bytes)", "reason")
 
 
 def _app():
@@ -51,81 +52,66 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 def poison_entries(app: Any, queue: str = "outbound") -> list[dict[str, Any]]:
-    """Poison-queue messages joined with their operation record (reason, status)."""
-    from core.app.outbound_exec import Operations, message_key
+    """Every poisoned message of a queue (decodable or not), joined with its operation record."""
+    from core.app.poison import list_poison
 
-    ops = Operations(app.storage)
-    out = []
-    seen = set()
-    for m in app.storage.queue(f"{queue}-poison").peek_messages(max_messages=32):
-        try:
-            data = json.loads(m.content)
-        except ValueError:
-            data = None
-        key = message_key(m.content, data)
-        rec = ops.get(key)
-        seen.add(key)
-        out.append({"id": key, "queue_message_id": m.id, "in_poison_queue": True,
-                    "status": rec.status if rec else "unknown", "reason": rec.reason if rec else "",
-                    "event_id": rec.event_id if rec else "", "updated_at": rec.updated_at if rec else ""})
-    for rec in ops.all():
-        if rec.key not in seen and rec.status in ("rejected", "failed"):
-            out.append({"id": rec.key, "queue_message_id": "", "in_poison_queue": False, "status": rec.status,
-                        "reason": rec.reason, "event_id": rec.event_id, "updated_at": rec.updated_at})
-    return out
+    return [e.to_json() for e in list_poison(app, queue)]
+
+
+def _queue(name: str) -> str:
+    from core.app.poison import UnknownQueue, check_queue
+
+    try:
+        return check_queue(name)
+    except UnknownQueue as exc:
+        raise usage(str(exc)) from None
 
 
 def cmd_poison_list(args: argparse.Namespace) -> int:
     out = output_for(args)
-    entries = poison_entries(_app(), args.queue)
-    out.listing(f"{len(entries)} poisoned outbound operation(s)", POISON_COLUMNS, entries,
-                doc={"queue": f"{args.queue}-poison", "messages": entries})
+    queue = _queue(args.queue)
+    if (args.limit is not None and args.limit < 1) or args.offset < 0:
+        raise usage("--limit must be at least 1 and --offset at least 0")
+    entries = poison_entries(_app(), queue)
+    total = len(entries)
+    page = entries[args.offset: args.offset + args.limit if args.limit else None]
+    label = "outbound operation(s)" if queue == "outbound" else f"{queue} message(s)"
+    shown = f", showing {args.offset + 1}-{args.offset + len(page)}" if len(page) < total and page else ""
+    out.listing(f"{total} poisoned {label} in {queue}-poison{shown}", POISON_COLUMNS, page,
+                doc={"queue": f"{queue}-poison", "count": total, "offset": args.offset, "messages": page})
     return EXIT_OK
 
 
 def replay(app: Any, ident: str, queue: str = "outbound") -> bool:
     """Move one message (by operation id or queue message id) back onto its queue."""
-    from core.app.outbound_exec import Operations, message_key
+    from core.app.poison import replay as replay_messages
 
-    poison = app.storage.queue(f"{queue}-poison")
-    ops = Operations(app.storage)
-    found = None
-    for m in poison.receive_messages(messages_per_page=32, visibility_timeout=30):
-        try:
-            data = json.loads(m.content)
-        except ValueError:
-            data = None
-        if found is None and (m.id == ident or message_key(m.content, data) == ident):
-            found = (m, message_key(m.content, data))
-        else:
-            poison.update_message(m, visibility_timeout=0)
-    if found is not None:
-        m, key = found
-        rec = ops.get(key)
-        if rec is not None and rec.status != "done":
-            rec.status, rec.reason = "new", ""
-            ops.save(rec, app.clock())
-        app.storage.queue(queue).send_message(m.content)
-        poison.delete_message(m)
-        return True
-    rec = ops.get(ident)
-    if rec is not None and rec.status in ("rejected", "failed") and rec.message:
-        rec.status, rec.reason = "new", ""
-        ops.save(rec, app.clock())
-        app.storage.queue(queue).send_message(rec.message)
-        return True
-    return False
+    report = replay_messages(app, queue, ident)
+    return bool(report.replayed or report.already)
 
 
 def cmd_poison_replay(args: argparse.Namespace) -> int:
+    from core.app.poison import replay as replay_messages
+
     out = output_for(args)
-    if not replay(_app(), args.id, args.queue):
-        raise CliError(f"no poisoned message {args.id}", hint="see 'outlook-sync poison list'")
+    queue = _queue(args.queue)
+    if bool(args.id) == bool(args.all):
+        raise usage("give one message id, or --all")
+    report = replay_messages(_app(), queue, None if args.all else args.id)
     if out.fmt == "json":
-        out.json({"id": args.id, "queue": args.queue, "replayed": True})
+        out.json({"queue": queue, **report.to_json()})
     else:
-        out.say(f"{args.id} is back on queue {args.queue}")
-    return EXIT_OK
+        for key in report.replayed:
+            out.say(f"{key} is back on queue {queue}")
+        for key in report.already:
+            out.say(f"{key} was replayed already: nothing to do")
+        for key, why in report.skipped:
+            out.note(f"{key} not replayed: {why}")
+        if args.all:
+            out.say(f"{len(report.replayed)} message(s) replayed, {len(report.skipped)} left in {queue}-poison")
+    if args.id and not (report.replayed or report.already or report.skipped):
+        raise CliError(f"no poisoned message {args.id} in {queue}-poison", hint="see 'outlook-sync poison list'")
+    return EXIT_FAIL if report.skipped else EXIT_OK
 
 
 def register(subparsers: Any) -> None:
@@ -134,14 +120,18 @@ def register(subparsers: Any) -> None:
                     "validate an outbound message (JSON file) and put it on the queue (docs/messages.md)")
     p.add_argument("file")
     p.add_argument("--queue", default="outbound")
-    poison = subparsers.add_parser("poison", help="outbound messages that could not be applied",
-                                   description="outbound messages that could not be applied")
+    poison = subparsers.add_parser("poison", help="messages that could not be applied (outbound, writes, sync-jobs)",
+                                   description="messages that could not be applied (outbound, writes, sync-jobs)")
     sub = poison.add_subparsers(dest="poison_command", required=True, metavar="{list,replay}")
-    pl = add_command(sub, "list", cmd_poison_list, "list poisoned messages with their reason", formats=LIST_FORMATS)
-    pl.add_argument("--queue", default="outbound")
-    pr = add_command(sub, "replay", cmd_poison_replay, "put a poisoned message back on its queue")
-    pr.add_argument("id", help="operation id (or queue message id)")
-    pr.add_argument("--queue", default="outbound")
+    pl = add_command(sub, "list", cmd_poison_list, "list every poisoned message with its reason (count, paged)",
+                     formats=LIST_FORMATS)
+    pl.add_argument("--queue", default="outbound", help="outbound (default), writes or sync-jobs")
+    pl.add_argument("--limit", type=int, default=None, metavar="N", help="show at most N messages (all by default)")
+    pl.add_argument("--offset", type=int, default=0, metavar="N", help="skip the first N messages")
+    pr = add_command(sub, "replay", cmd_poison_replay, "put poisoned messages back on their queue (one id, or --all)")
+    pr.add_argument("id", nargs="?", help="operation id (or queue message id)")
+    pr.add_argument("--all", action="store_true", help="every readable message of the poison queue")
+    pr.add_argument("--queue", default="outbound", help="outbound (default), writes or sync-jobs")
 
 
 add_commands = register  # the name build_parser used before the command modules

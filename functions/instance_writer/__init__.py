@@ -24,11 +24,11 @@ def apply_writes(msg: func.QueueMessage) -> None:
 
 @bp.queue_trigger(arg_name="msg", queue_name="%OutboundQueue%", connection="AzureWebJobsStorage")
 def apply_outbound(msg: func.QueueMessage) -> None:
-    body = msg.get_body().decode("utf-8")
+    raw = msg.get_body()  # bytes: a message that is not UTF-8 JSON is poisoned at once, as it came
     # Continues the trace of the Communifire backend when its message carries a traceparent.
-    with service.telemetry.consuming("apply_outbound", "outbound", body, message_id=msg.id,
-                                     dequeue_count=msg.dequeue_count):
-        outcome = outbound_exec.run_outbound(get_app(), body)
+    with service.telemetry.consuming("apply_outbound", "outbound", raw.decode("utf-8", "replace"),
+                                     message_id=msg.id, dequeue_count=msg.dequeue_count):
+        outcome = outbound_exec.run_outbound(get_app(), raw)
         service.telemetry.annotate(outcome=outcome)
         service.logs.info(log, "outbound message done", message_id=msg.id, outcome=outcome,
                           dequeue_count=msg.dequeue_count)
