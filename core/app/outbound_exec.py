@@ -634,7 +634,7 @@ def run_outbound(app: Any, body: str | bytes) -> str:
 def admission_refusal(msg: OutboundMessage, raw_size: int | None = None) -> str:
     """Why a parsed message can never be applied, whatever the stored state ("" if it can):
     the same reasons ``enqueue`` and the producer give (issue 11)."""
-    from core.plan.outbound_admission import refusal
+    from core.plan.outbound.admission import refusal
 
     return refusal(msg, raw_size)
 

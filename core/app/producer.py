@@ -38,7 +38,7 @@ def schema() -> dict[str, Any]:
 def validate(message: Mapping[str, Any]) -> None:
     """Check a message as the consumer will: the JSON Schema, the size in bytes of what goes
     on the queue, the app's parser and its admission rules (space calendar, rule C6), with
-    the reasons the operation record would show (``core.plan.outbound_admission``).
+    the reasons the operation record would show (``core.plan.outbound.admission``).
 
     Raises:
         InvalidMessage: with every schema problem, or the parser's reason.
@@ -50,7 +50,7 @@ def validate(message: Mapping[str, Any]) -> None:
         for err in sorted(Draft202012Validator(schema()).iter_errors(dict(message)), key=lambda e: list(e.absolute_path))
     ]
     size = len(encode(message).encode("utf-8"))
-    from core.plan.outbound_admission import refusal, size_refusal
+    from core.plan.outbound.admission import refusal, size_refusal
 
     if size_refusal(size):
         problems.append(size_refusal(size))

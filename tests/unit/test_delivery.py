@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, strategies as st
 
 from core.plan import delivery
-from core.plan.outbound_admission import MAX_MESSAGE_BYTES, SPACE_CALENDAR, refusal, size_refusal
+from core.plan.outbound.admission import MAX_MESSAGE_BYTES, SPACE_CALENDAR, refusal, size_refusal
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 

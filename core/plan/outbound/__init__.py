@@ -22,6 +22,8 @@ parsing and validating a message (C6)      ``message.py`` (``parse_message``)
 the plan's values                          ``values.py`` (``Step``, ``Expect``,
                                            ``OutboundPlan``, ``transaction_id``)
 refusals, dispatch by operation and scope  ``dispatch.py`` (``plan_outbound``)
+refusals known before planning (C6, size)  ``admission.py`` (shared with ``enqueue``)
+per-event ordering: versions, stale        ``ordering.py``
 create (C1, D4)                            ``create.py``
 update, scopes all and single              ``update.py``
 (C3, A3, A6, O1, O4, O5)

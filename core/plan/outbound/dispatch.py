@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from core.plan.model import Event, ModelError, OutlookLink
+from core.plan.outbound.admission import SPACE_CALENDAR
 from core.plan.outbound.common import _is_occurrence
 from core.plan.outbound.context import _Ctx, _refuse
 from core.plan.outbound.create import _plan_create
@@ -43,7 +44,7 @@ def plan_outbound(
         app_property: the extended property id our event id is stamped on.
     """
     if msg.calendar != "my":
-        return _refuse(msg, "space calendars are never synced with Outlook (rule C6); only My Calendar is")
+        return _refuse(msg, SPACE_CALENDAR)
     if event is not None and event.calendar != "my":
         return _refuse(msg, "the event belongs to a space calendar, which is never synced (rule C6)")
     organizer = msg.event.organizer
