@@ -22,7 +22,7 @@ from azure.data.tables import TableTransactionError
 
 from core.plan.model import Event, OutlookLink, UserState
 from core.adapters.rows import ROOT, event_rows, rows_to_event
-from core.adapters.storage import Storage, batched, escape_key, unescape_key
+from core.adapters.storage import Storage, batched, escape_key, join_chunks, unescape_key
 
 log = logging.getLogger(__name__)
 _SYSTEM = ("PartitionKey", "RowKey", "Timestamp", "etag")
@@ -33,11 +33,17 @@ class ConcurrencyConflict(Exception):
     """The event changed since the change was planned: re-plan, never overwrite."""
 
 
+#: The row of an event's partition that keeps what was applied, per key, for outbound
+#: ordering (``core.plan.outbound.ordering``): written with the event, ETag-guarded.
+VERSIONS_ROW = "order"
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedEvent:
     event: Event
     links: tuple[OutlookLink, ...]
     etag: str
+    versions: str = ""  # JSON, see VERSIONS_ROW
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +110,7 @@ class EventStore:
         if ROOT not in rows:
             return None
         event, links = rows_to_event(event_id, rows)
-        return LoadedEvent(event, tuple(links), etag)
+        return LoadedEvent(event, tuple(links), etag, join_chunks("Versions", rows.get(VERSIONS_ROW) or {}) or "")
 
     def event_ids_for_user(self, user_id: str) -> dict[str, str]:
         """Outlook id -> event id for every item of this user we know."""

@@ -40,11 +40,13 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from core.plan import delivery, outbound
 from core.adapters import logs
-from core.adapters.events import ConcurrencyConflict, EventChange, EventStore, LoadedEvent
+from core.adapters.events import VERSIONS_ROW, ConcurrencyConflict, EventChange, EventStore, LoadedEvent
 from core.adapters.graph import GraphClient, GraphError
 from core.plan.model import Event, OutlookLink
-from core.plan.outbound import DirectoryUser, Expect, OutboundMessage, OutboundPlan, Step
-from core.plan.outlook_items import APP_EVENT_ID_PROPERTY, OutlookItemError, content_hash, content_of, parse_item
+from core.plan.outbound import DirectoryUser, Expect, OutboundMessage, OutboundPlan, Step, merge, ordering
+from core.plan.outlook_items import (
+    APP_EVENT_ID_PROPERTY, OutlookItemError, content_hash, content_of, hash_content, parse_item,
+)
 from core.adapters.rows import ROOT, event_rows, iso
 from core.adapters.storage import Storage, escape_key, join_chunks, split_chunks
 from core.plan.timezones import parse_utc
@@ -242,8 +244,73 @@ def _resolve(target: str, progress: Mapping[str, Any]) -> str:
     return target
 
 
-def run_step(graph: GraphClient, step: Step, progress: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """What a PATCH of a linked item is guarded with: the change key and snapshot as last
+    synced (the base of a three-way merge) and when Communifire's change was made (D2)."""
+
+    change_key: str
+    base: Mapping[str, Any]
+    ours_at: datetime
+    kind: str = "single"
+
+
+#: A write refused with 412 is merged and retried this many times (then the host retries).
+MAX_MERGES = 3
+
+
+def _written(body: Mapping[str, Any], response: Any) -> dict[str, Any]:
+    """What a PATCH wrote, as its response shows it: kept for the link's next snapshot."""
+    out: dict[str, Any] = {"written": list(merge.written_fields(body))}
+    if isinstance(response, Mapping) and response.get("id"):
+        try:
+            item = parse_item(response)
+        except OutlookItemError:
+            return out
+        out.update({"response": content_of(item), "change_key": item.change_key,
+                    "last_modified": iso(item.last_modified) if item.last_modified else ""})
+    return out
+
+
+def _guarded_patch(graph: GraphClient, target: str, ours: Mapping[str, Any], guard: Guard) -> dict[str, Any]:
+    """PATCH with ``If-Match``; on 412 re-read, merge three ways against the base, retry."""
+    body, etag = dict(ours), guard.change_key
+    conflicts: tuple[merge.Conflict, ...] = ()
+    outlook_only: tuple[str, ...] = ()
+    for _ in range(MAX_MERGES):
+        if not body:
+            result = {"outcome": "merged", "id": target, "written": []}
+        else:
+            try:
+                _, response, _ = graph.request("PATCH", _path(graph, target), json_body=body,
+                                               headers={"If-Match": f'W/"{etag}"'})
+            except GraphError as exc:
+                if exc.status != 412:
+                    raise
+                raw = read_item(graph, target, guard.kind)
+                if raw is None:
+                    return {"outcome": "gone", "why": "deleted in Outlook meanwhile"}
+                theirs = parse_item(raw)
+                merged = merge.merge_patch(ours, guard.base, content_of(theirs), theirs.last_modified, guard.ours_at)
+                body, etag = merged.body, theirs.change_key
+                conflicts, outlook_only = merged.conflicts, merged.outlook_only
+                logs.info(log, "outbound write met an Outlook edit; merged", item_id=target,
+                          conflicts=len(conflicts), outlook_only=",".join(outlook_only))
+                continue
+            result = {"outcome": "patched", "id": target, **_written(body, response)}
+        if conflicts:
+            result["conflicts"] = [c.to_json() for c in conflicts]
+        if outlook_only:
+            result["outlook_only"] = list(outlook_only)
+        return result
+    raise ConcurrencyConflict(f"Outlook item {target} kept changing during the write")
+
+
+def run_step(graph: GraphClient, step: Step, progress: Mapping[str, Any], guard: Guard | None = None) -> dict[str, Any]:
     """Carry out one step; returns its result (recorded as progress).
+
+    A ``patch`` of a linked item carries ``If-Match`` (``guard``): a 412 is merged by
+    field (``core.plan.outbound.merge``) and retried.
 
     Raises:
         GraphError: a failure that is not "already done" (404 on a delete) or "gone".
@@ -261,9 +328,12 @@ def run_step(graph: GraphClient, step: Step, progress: Mapping[str, Any]) -> dic
             if occ is None:
                 return {"outcome": "gone", "why": f"no instance of {iso(step.original_start)} in Outlook"}
             target = occ
+        if step.action == "patch" and guard is not None and guard.change_key:
+            return _guarded_patch(graph, target, step.body, guard)
         if step.action in ("patch", "patch_occurrence"):
-            graph.request("PATCH", _path(graph, target), json_body=dict(step.body))
-            return {"outcome": "patched", "id": target}
+            _, response, _ = graph.request("PATCH", _path(graph, target), json_body=dict(step.body))
+            extra = _written(step.body, response) if step.action == "patch" else {}
+            return {"outcome": "patched", "id": target, **extra}
         if step.action in ("delete", "delete_occurrence"):
             graph.request("DELETE", _path(graph, target))
             return {"outcome": "deleted", "id": target}
@@ -279,6 +349,12 @@ def run_step(graph: GraphClient, step: Step, progress: Mapping[str, Any]) -> dic
 
 
 # =========================================================================== observing
+
+
+def _writes_to(progress: Mapping[str, Any], outlook_id: str) -> list[Mapping[str, Any]]:
+    """This operation's PATCH results on one item that say what they wrote, in order."""
+    return [r for r in progress.values() if isinstance(r, Mapping) and r.get("id") == outlook_id
+            and "written" in r and r.get("outcome") in ("patched", "merged")]
 
 
 def _sec(value: datetime | None) -> datetime | None:
@@ -351,7 +427,7 @@ def _directory(ctx: Any, msg: OutboundMessage, loaded: LoadedEvent | None) -> di
 
 
 def _build_change(plan: OutboundPlan, loaded: LoadedEvent | None, new_event: Event | None,
-                  links: list[OutlookLink], op_key: str, now: datetime) -> EventChange | None:
+                  links: list[OutlookLink], op_key: str, now: datetime, versions: str = "") -> EventChange | None:
     event_id = plan.event_id
     before_links = list(loaded.links) if loaded else []
     old_keys = {(l.user_id, l.outlook_id): l for l in before_links}
@@ -365,6 +441,8 @@ def _build_change(plan: OutboundPlan, loaded: LoadedEvent | None, new_event: Eve
     new_rows = event_rows(new_event, links)
     upserts: dict[str, dict[str, Any]] = {k: v for k, v in new_rows.items() if old_rows.get(k) != v}
     upserts[f"op|{escape_key(op_key)}"] = {"OperationId": op_key, "At": iso(now)}
+    if versions and versions != (loaded.versions if loaded else ""):
+        upserts[VERSIONS_ROW] = split_chunks("Versions", versions)  # ordering: what was applied, per key
     if loaded is not None and ROOT not in upserts:
         upserts[ROOT] = new_rows[ROOT]  # the root carries the ETag: always part of the change
     deletes = tuple(sorted(k for k in old_rows if k not in new_rows))
@@ -384,20 +462,62 @@ class OutboundRunner:
         self.ops = ops
         self.clock = clock
         self.events: EventStore = ctx.events
+        self._guards: dict[tuple[str, str], Guard] = {}
 
     def plan(self, msg: OutboundMessage) -> tuple[OutboundPlan, LoadedEvent | None]:
+        """The plan for a message now (the message as ordering lets it apply)."""
         loaded = self.events.load(msg.event.id)
-        directory = _directory(self.ctx, msg, loaded)
-        plan = outbound.plan_outbound(msg, loaded.event if loaded else None, loaded.links if loaded else (),
-                                      directory, app_property=APP_EVENT_ID_PROPERTY)
-        return plan, loaded
+        verdict = ordering.check(msg, ordering.loads(loaded.versions if loaded else ""))
+        return self._plan(verdict.message, loaded), loaded
 
-    def run(self, msg: OutboundMessage, rec: OperationRecord) -> Outcome:
+    def _plan(self, msg: OutboundMessage, loaded: LoadedEvent | None) -> OutboundPlan:
+        directory = _directory(self.ctx, msg, loaded)
+        return outbound.plan_outbound(msg, loaded.event if loaded else None, loaded.links if loaded else (),
+                                      directory, app_property=APP_EVENT_ID_PROPERTY)
+
+    def _deleted_by(self, event_id: str) -> ordering.Version | None:
+        """The version of the applied delete of a whole event (its tombstone), if any."""
+        found = None
+        for other in self.ops.for_event(event_id):
+            if other.status not in delivery.FINAL or not other.message:
+                continue
+            try:
+                done = outbound.parse_message(json.loads(other.message))
+            except (ValueError, outbound.MessageError):
+                continue
+            if done.operation == "delete" and done.scope == "all":
+                v = ordering.version_of(done)
+                found = v if found is None or ordering.newer(v, found) else found
+        return found
+
+    def _stale(self, msg: OutboundMessage, reason: str) -> Outcome:
+        self.ctx.audit.record(msg.actor, self.clock(), [
+            {"kind": f"outbound {msg.operation} stale", "event_id": msg.event.id, "rule": "D2", "reason": reason}],
+            "outbound")
+        return Outcome("stale", msg.operation_id, msg.event.id, 0, None, reason)
+
+    def run(self, original: OutboundMessage, rec: OperationRecord) -> Outcome:
+        """Apply a message: ordering first (stale? partly stale?), then plan, write Outlook,
+        observe, and write the event with what was applied, against its ETag."""
         mailboxes = _Mailboxes(self.ctx)
+        rec.event_id = original.event.id
         for attempt in range(MAX_REPLANS):
-            plan, loaded = self.plan(msg)
-            if loaded is None and msg.operation in ("update", "rsvp", "invite"):
-                raise EventNotStored(msg.event.id)
+            loaded = self.events.load(original.event.id)
+            applied = ordering.loads(loaded.versions if loaded else "")
+            if loaded is None and original.operation != "create":
+                reason = ordering.stale_after_delete(original, self._deleted_by(original.event.id))
+                if reason:
+                    return self._stale(original, reason)
+                if original.operation in ("update", "rsvp", "invite"):
+                    raise EventNotStored(original.event.id)
+            verdict = ordering.check(original, applied)
+            if verdict.stale:
+                return self._stale(original, verdict.reason)
+            msg = verdict.message
+            self._guards = {(l.user_id, l.outlook_id): Guard(l.change_key, l.snapshot, msg.occurred_at,
+                                                               "series" if l.kind == "series" else "single")
+                            for l in (loaded.links if loaded else ()) if l.kind in ("single", "series")}
+            plan = self._plan(msg, loaded)
             if plan.refused:
                 raise OutboundRejected(plan.refused, msg.operation_id)
             rec.event_id = plan.event_id
@@ -421,7 +541,8 @@ class OutboundRunner:
                 if fixes:
                     links = self._observe(plan, loaded, directory, mailboxes, rec)
                 new_event = _settle(new_event, links, msg)
-            change = _build_change(plan, loaded, new_event, links, msg.operation_id, self.clock())
+            change = _build_change(plan, loaded, new_event, links, msg.operation_id, self.clock(),
+                                   ordering.dumps(ordering.record(msg, applied)))
             if change is None:
                 return Outcome("nothing", msg.operation_id, plan.event_id, len(plan.steps), plan)
             try:
@@ -433,10 +554,11 @@ class OutboundRunner:
             self.ctx.audit.record(msg.actor, self.clock(), [
                 {"kind": f"outbound {s.action}", "event_id": plan.event_id, "rule": s.rule,
                  "reason": f"{s.user_id}: {s.reason}"} for s in plan.steps
-            ] or [{"kind": f"outbound {msg.operation}", "event_id": plan.event_id, "rule": "A9",
+            ] + _conflict_audit(plan, rec) or [{"kind": f"outbound {msg.operation}", "event_id": plan.event_id, "rule": "A9",
                    "reason": "; ".join(plan.notes) or "no Outlook write needed"}], "outbound")
-            return Outcome("applied", msg.operation_id, plan.event_id, len(plan.steps), plan)
-        raise ConcurrencyConflict(f"event {msg.event.id} kept changing while operation {msg.operation_id} was applied")
+            return Outcome("applied", msg.operation_id, plan.event_id, len(plan.steps), plan, verdict.reason)
+        raise ConcurrencyConflict(f"event {original.event.id} kept changing while operation {original.operation_id} "
+                                  "was applied")
 
     def _remember_before(self, rec: OperationRecord, loaded: LoadedEvent | None,
                          directory: Mapping[str, DirectoryUser], mailboxes: _Mailboxes) -> None:
@@ -455,7 +577,13 @@ class OutboundRunner:
     def _do(self, step: Step, rec: OperationRecord, mailboxes: _Mailboxes) -> None:
         if step.id in rec.progress:
             return  # done by an earlier delivery of this message
-        result = run_step(mailboxes(step.user_id), step, rec.progress)
+        key = (step.user_id, _resolve(step.target, rec.progress))
+        guard = self._guards.get(key)
+        result = run_step(mailboxes(step.user_id), step, rec.progress, guard)
+        if guard is not None and result.get("change_key"):
+            # a later write of the same item in this operation starts from this one
+            self._guards[key] = replace(guard, change_key=result["change_key"], base=merge.snapshot_after_write(
+                guard.base, result.get("written", []), result.get("response") or {}))
         rec.progress[step.id] = result
         self.ops.save(rec, self.clock())
         logs.info(log, "outbound step", operation_id=rec.key, step=step.id, rule=step.rule,
@@ -483,7 +611,20 @@ class OutboundRunner:
                 logs.warning(log, "outbound: cannot read back an item", error=str(exc))
                 return None
             prior = old.get((exp.user_id, link.outlook_id))
-            if prior is not None and rec.before.get(link.outlook_id, prior.content_hash) != prior.content_hash:
+            writes = _writes_to(rec.progress, link.outlook_id)
+            if prior is not None and writes:
+                # we wrote this item: its snapshot is the base plus what we wrote, as the
+                # write's response showed it, never this read-back (it may hold an Outlook
+                # edit made meanwhile, which the next inbound sync must still see)
+                snapshot = dict(prior.snapshot)
+                for w in writes:
+                    snapshot = merge.snapshot_after_write(snapshot, w.get("written", []), w.get("response") or {})
+                last = writes[-1]
+                link = replace(link, snapshot=snapshot, content_hash=hash_content(snapshot),
+                               change_key=last.get("change_key") or prior.change_key,
+                               last_modified=_sec(parse_utc(last["last_modified"])) if last.get("last_modified")
+                               else prior.last_modified)
+            elif prior is not None and rec.before.get(link.outlook_id, prior.content_hash) != prior.content_hash:
                 # changed in Outlook before our write and not synced yet: keep the old snapshot
                 link = replace(prior, kind=exp.kind, segment_start=exp.segment_start, instance_start=exp.instance_start)
             out[(exp.user_id, link.outlook_id)] = link
@@ -524,6 +665,17 @@ class OutboundRunner:
             record(exp, raw, link.evidence)
         out.update(keep)
         return sorted(out.values(), key=lambda l: (l.user_id, l.outlook_id))
+
+
+def _conflict_audit(plan: OutboundPlan, rec: OperationRecord) -> list[dict[str, str]]:
+    """D2: each field changed both in Outlook and in Communifire, with the loser's value."""
+    out = []
+    for step in plan.steps:
+        for c in (rec.progress.get(step.id) or {}).get("conflicts", []):
+            out.append({"kind": "outbound conflict", "event_id": plan.event_id, "rule": "D2",
+                        "reason": f"{step.user_id}: {c['field']}: {c['winner']} won ({c['reason']}); "
+                                  f"kept {c['kept']!r}, lost {c['lost']!r}"})
+    return out
 
 
 def _settle(event: Event, links: list[OutlookLink], msg: OutboundMessage) -> Event:

@@ -30,7 +30,7 @@ _ID = re.compile(r"^[A-Za-z0-9._:@+=-]{1,128}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _UTC_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(Z|[+-]00:?00)$")
 _MESSAGE_KEYS = frozenset(
-    {"v", "operation_id", "occurred_at", "actor", "calendar", "space_id", "operation", "scope",
+    {"v", "operation_id", "occurred_at", "sequence", "actor", "calendar", "space_id", "operation", "scope",
      "instance", "event", "rsvp", "invitee"}
 )
 _EVENT_KEYS = frozenset(
@@ -101,6 +101,9 @@ class OutboundMessage:
     response: str = ""
     invitee: Person | None = None
     space_id: str = ""
+    #: the event's version from the backend (incremented per change of the event); when
+    #: absent, ``occurred_at`` orders the event's messages (``ordering.py``)
+    sequence: int | None = None
 
 
 def _fail(reason: str, where: str) -> MessageError:
@@ -268,6 +271,10 @@ def parse_message(data: Any) -> OutboundMessage:
     if calendar not in CALENDARS:
         raise _fail(f"must be one of {', '.join(CALENDARS)}", "calendar")
     space_id = _ident(data, "space_id", "", required=False) or ""
+    sequence = data.get("sequence")
+    if sequence is not None and (isinstance(sequence, bool) or not isinstance(sequence, int)
+                                 or not 0 <= sequence < 2**63):
+        raise _fail("must be a whole number from 0 (the event's version, incremented by the backend)", "sequence")
     operation = data.get("operation")
     if operation not in OPERATIONS:
         raise _fail(f"must be one of {', '.join(OPERATIONS)}", "operation")
@@ -304,5 +311,5 @@ def parse_message(data: Any) -> OutboundMessage:
     return OutboundMessage(
         operation_id=operation_id, occurred_at=occurred_at, actor=actor, calendar=calendar,
         operation=operation, scope=scope, event=event, instance=instance, response=response,
-        invitee=invitee, space_id=space_id,
+        invitee=invitee, space_id=space_id, sequence=sequence,
     )
