@@ -205,6 +205,10 @@ class EmulatorControl:
     def set_delta_page_size(self, size: int) -> None:
         self._call("POST", "delta/page_size", {"size": size})
 
+    def set_max_page_size(self, size: int) -> None:
+        """The largest page the emulator serves, whatever ``odata.maxpagesize`` asks (1..1000)."""
+        self._call("POST", "page_size/max", {"size": size})
+
     def set_batch_order_seed(self, seed: int | None) -> None:
         self._call("POST", "batch_order", {"seed": seed})
 

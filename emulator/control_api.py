@@ -138,6 +138,9 @@ def _handle(state, req: Request) -> Response:
         if seg == ["delta", "page_size"] and m == "POST":
             state.delta_page_size = int(body["size"])
             return ok
+        if seg == ["page_size", "max"] and m == "POST":
+            state.max_page_size = max(1, min(int(body["size"]), 1000))
+            return ok
         if seg == ["batch_order"] and m == "POST":
             state.batch_order_seed = body.get("seed")
             return ok

@@ -508,7 +508,7 @@ def _paged(state, req: Request, rows: list, view: View, context: str, default: i
         probe = View("UTC", False, None, "singleValueExtendedProperties")
         rows = [r for r in rows if pred(_render(r, probe))]
     rows = _order(rows, req)
-    size = _page_size(req, default)
+    size = min(_page_size(req, default), state.max_page_size)
     try:
         skip = int(req.q("$skip") or 0)
     except ValueError:
@@ -644,11 +644,13 @@ def _row_sort(row) -> tuple:
 
 
 def _delta_page_size(state, req: Request) -> int:
+    # odata.maxpagesize is a preference: the server may serve smaller pages (max_page_size)
     pref = req.prefer().get("odata.maxpagesize")
     try:
-        return max(1, min(int(pref), 1000)) if pref else state.delta_page_size
+        size = max(1, min(int(pref), 1000)) if pref else state.delta_page_size
     except ValueError:
-        return state.delta_page_size
+        size = state.delta_page_size
+    return min(size, state.max_page_size)
 
 
 def _delta_page(state, req, mb: Mailbox, rnd: dict, base: str) -> Response:

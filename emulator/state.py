@@ -38,6 +38,7 @@ class EmulatorState:
         self._log_lock = threading.Lock()
         self.batch_order_seed: int | None = None
         self.delta_page_size = 10
+        self.max_page_size = 1000  # the largest page served, whatever the client prefers
 
     def log_request(self, req, status: int) -> None:
         entry = {"time": fmt_ts(self.clock.now()), "method": req.method, "path": req.path,
@@ -73,4 +74,5 @@ class EmulatorState:
                 self.subscriptions.deliveries.clear()
             self.faults.clear()
             self.throttle.configure(4, 10000, 600.0, 1.0)
+            self.max_page_size = 1000
             self.clear_log()

@@ -3,18 +3,23 @@
 Owns: the pending-flow store (single use, bound to the Communifire user who started it,
 expiring), the callback's decisions (each bad case of SPEC section 7 gets its own
 outcome and stores nothing), the sealed per-user MSAL token cache, and silent token
-acquisition (``invalid_grant`` -> the user needs to reconnect). MSAL apps are built per
-call (MSAL web-app sample); nothing here logs a token, code, secret or state value.
+acquisition (``invalid_grant`` -> the user needs to reconnect). One MSAL application per
+authority per process, sharing one ``http_cache`` and the process's HTTP session, so the
+authority's metadata is fetched once per process, not once per call (STYLE, MSAL
+sample note; issue 14); each user's token cache is loaded per use. Nothing here logs a
+token, code, secret or state value.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import msal
 from azure.core import MatchConditions
@@ -44,20 +49,101 @@ class TransientAuthError(Exception):
     """Token acquisition failed for a reason worth retrying later."""
 
 
-def msal_factory(settings: Settings) -> MsalFactory:
-    """Build MSAL apps for these settings (one per call, as MSAL's web sample does)."""
+class PerUseTokenCache:
+    """The token cache MSAL sees: whichever user's cache the calling thread loaded.
 
-    def make(cache: msal.TokenCache | None = None, authority: str | None = None) -> msal.ConfidentialClientApplication:
-        return msal.ConfidentialClientApplication(
-            settings.client_id,
-            client_credential=settings.client_secret,
-            authority=authority or settings.authority,
-            token_cache=cache,
-            http_client=VerifyingSession(settings.verify),
-            # For an authority host that is not Microsoft's (a national cloud proxy, the
-            # local emulator), discovery would still call login.microsoftonline.com.
-            instance_discovery=None if settings.microsoft_authority else False,
-        )
+    A shared MSAL application keeps one ``token_cache`` for its lifetime; users' caches
+    are loaded per use (``with cache.use(user_cache)``), per thread, so concurrent syncs
+    in one process never see each other's tokens. The callbacks MSAL binds once at
+    construction (``add``, ``remove_rt``, ``update_rt``) are forwarded at call time.
+    """
+
+    CredentialType = msal.TokenCache.CredentialType
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    @contextmanager
+    def use(self, cache: msal.TokenCache) -> Iterator[msal.TokenCache]:
+        previous = getattr(self._local, "cache", None)
+        self._local.cache = cache
+        try:
+            yield cache
+        finally:
+            self._local.cache = previous
+
+    def _current(self) -> msal.TokenCache:
+        cache = getattr(self._local, "cache", None)
+        if cache is None:
+            raise RuntimeError("no token cache loaded for this call (use PerUseTokenCache.use)")
+        return cache
+
+    def add(self, *args: Any, **kwargs: Any) -> Any:
+        return self._current().add(*args, **kwargs)
+
+    def remove_rt(self, *args: Any, **kwargs: Any) -> Any:
+        return self._current().remove_rt(*args, **kwargs)
+
+    def update_rt(self, *args: Any, **kwargs: Any) -> Any:
+        return self._current().update_rt(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._current(), name)
+
+
+class _AppWithCache:
+    """A shared MSAL application seen through one token cache: every call runs with it."""
+
+    def __init__(self, app: msal.ConfidentialClientApplication, per_use: PerUseTokenCache, cache: msal.TokenCache):
+        self._app = app
+        self._per_use = per_use
+        self.token_cache = cache
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._app, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._per_use.use(self.token_cache):
+                return attr(*args, **kwargs)
+
+        return call
+
+
+def msal_factory(settings: Settings, session: Any = None) -> MsalFactory:
+    """MSAL for these settings: one application per authority, built on first use.
+
+    ``make(cache, authority)`` answers that authority's shared application seen through
+    ``cache`` (a throwaway one when None). The applications share one ``http_cache`` and
+    ``session`` (one connection pool per process for the authority, issue 14).
+    """
+    http = session if session is not None else VerifyingSession(settings.verify)
+    http_cache: dict[Any, Any] = {}
+    per_use = PerUseTokenCache()
+    apps: dict[str, msal.ConfidentialClientApplication] = {}
+    lock = threading.Lock()
+
+    def shared(authority: str) -> msal.ConfidentialClientApplication:
+        with lock:
+            app = apps.get(authority)
+            if app is None:
+                app = msal.ConfidentialClientApplication(
+                    settings.client_id,
+                    client_credential=settings.client_secret,
+                    authority=authority,
+                    token_cache=per_use,  # type: ignore[arg-type]
+                    http_client=http,
+                    http_cache=http_cache,
+                    # For an authority host that is not Microsoft's (a national cloud proxy, the
+                    # local emulator), discovery would still call login.microsoftonline.com.
+                    instance_discovery=None if settings.microsoft_authority else False,
+                )
+                apps[authority] = app
+            return app
+
+    def make(cache: msal.TokenCache | None = None, authority: str | None = None) -> Any:
+        return _AppWithCache(shared(authority or settings.authority), per_use, cache or msal.TokenCache())
 
     return make
 
@@ -231,7 +317,11 @@ def finish_connect(
 
 
 class TokenSource:
-    """Access tokens for one user, acquired silently from their sealed cache."""
+    """Access tokens for one user, acquired silently from their sealed cache.
+
+    One acquisition per sync: the token is kept for the life of this object (one sync)
+    and acquired again only when a call asks for a refresh (a 401 from Graph).
+    """
 
     def __init__(self, settings: Settings, users: UserStore, sealer: Sealer, make_app: MsalFactory, user: UserRecord):
         self._settings = settings
@@ -239,8 +329,17 @@ class TokenSource:
         self._sealer = sealer
         self._make_app = make_app
         self.user = user
+        self._token: str | None = None
+        self.acquisitions = 0
 
     def __call__(self, force_refresh: bool = False) -> str:
+        if self._token is not None and not force_refresh:
+            return self._token
+        self._token = self._acquire(force_refresh)
+        return self._token
+
+    def _acquire(self, force_refresh: bool) -> str:
+        self.acquisitions += 1
         user = self.user
         if user.state != CONNECTED or not user.sealed_cache:
             raise ReconnectRequired("the user is not connected")

@@ -9,6 +9,7 @@ never overwrites an event that changed since it was planned (SPEC section 7).
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -21,12 +22,16 @@ from azure.core.exceptions import (
 from azure.data.tables import TableTransactionError
 
 from core.plan.model import Event, OutlookLink, UserState
+from core.plan.inbound import default_new_id
 from core.adapters.rows import ROOT, event_rows, rows_to_event
 from core.adapters.storage import Storage, batched, escape_key, join_chunks, unescape_key
 
 log = logging.getLogger(__name__)
 _SYSTEM = ("PartitionKey", "RowKey", "Timestamp", "etag")
 TRANSACTION_LIMIT = 100
+
+
+LOAD_CONCURRENCY = 8
 
 
 class ConcurrencyConflict(Exception):
@@ -44,6 +49,7 @@ class LoadedEvent:
     links: tuple[OutlookLink, ...]
     etag: str
     versions: str = ""  # JSON, see VERSIONS_ROW
+    row_keys: tuple[str, ...] = ()  # every row of the partition as read
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,9 @@ class EventChange:
     index_remove: tuple[tuple[str, str], ...] = ()  # (user, outlook id)
     meeting_uid: str = ""
     audit: tuple[Mapping[str, str], ...] = field(default=())
+    #: whether the event's meeting uid is new or changed (its MeetingIndex row is written
+    #: only then); True unless the planner of the change knows better
+    meeting_changed: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +80,7 @@ class EventChange:
             "index_remove": [list(x) for x in self.index_remove],
             "meeting_uid": self.meeting_uid,
             "audit": [dict(a) for a in self.audit],
+            "meeting_changed": self.meeting_changed,
         }
 
     @classmethod
@@ -85,7 +95,44 @@ class EventChange:
             index_remove=tuple(tuple(x) for x in data.get("index_remove") or ()),  # type: ignore[misc]
             meeting_uid=str(data.get("meeting_uid") or ""),
             audit=tuple(dict(a) for a in data.get("audit") or ()),
+            meeting_changed=bool(data.get("meeting_changed", True)),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    """One OutlookIndex row: the user's Outlook item stands for this event, as this kind."""
+
+    event_id: str
+    kind: str
+
+
+def meeting_event_id(meeting_uid: str) -> str:
+    """The id an event born in Outlook takes from its meeting (A7: one id per meeting)."""
+    return default_new_id("")(f"meeting/{meeting_uid}")
+
+
+def state_of(user_id: str, loaded: Mapping[str, LoadedEvent], index: Mapping[str, IndexRow],
+             requested: Iterable[str] = ()) -> tuple[UserState, dict[str, LoadedEvent]]:
+    """The planning state from loaded events, plus index entries for the user's links to
+    events not read (pure).
+
+    A link of an event that was not read carries no snapshot: the planner counts it (the
+    safety share, A7's "already linked") and, with its event absent, acts on it only when
+    its item is gone (unlink). Events that were asked for but are missing get none.
+    """
+    skip = set(requested) | set(loaded)
+    links: dict[str, OutlookLink] = {}
+    for oid, row in index.items():
+        if row.event_id not in skip:
+            kind = row.kind if row.kind in ("single", "series", "instance") else "single"
+            links[oid] = OutlookLink(user_id=user_id, outlook_id=oid, event_id=row.event_id, kind=kind, content_hash="")
+    for item in loaded.values():
+        for link in item.links:
+            if link.user_id == user_id:
+                links[link.outlook_id] = link
+    state = UserState(user_id=user_id, events={k: v.event for k, v in loaded.items()}, links=links)
+    return state, dict(loaded)
 
 
 def _props(entity: Mapping[str, Any]) -> dict[str, Any]:
@@ -110,41 +157,60 @@ class EventStore:
         if ROOT not in rows:
             return None
         event, links = rows_to_event(event_id, rows)
-        return LoadedEvent(event, tuple(links), etag, join_chunks("Versions", rows.get(VERSIONS_ROW) or {}) or "")
+        return LoadedEvent(event, tuple(links), etag, join_chunks("Versions", rows.get(VERSIONS_ROW) or {}) or "",
+                           tuple(sorted(rows)))
+
+    def index_for_user(self, user_id: str) -> dict[str, IndexRow]:
+        """Outlook id -> (event id, link kind) for every item of this user we know (one query)."""
+        return {
+            unescape_key(e["RowKey"]): IndexRow(str(e["EventId"]), str(e.get("Kind") or "single"))
+            for e in self._index.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": escape_key(user_id)}, select=["RowKey", "EventId", "Kind"]
+            )
+        }
 
     def event_ids_for_user(self, user_id: str) -> dict[str, str]:
         """Outlook id -> event id for every item of this user we know."""
-        return {
-            unescape_key(e["RowKey"]): e["EventId"]
-            for e in self._index.query_entities("PartitionKey eq @pk", parameters={"pk": escape_key(user_id)})
-        }
+        return {oid: row.event_id for oid, row in self.index_for_user(user_id).items()}
 
     def series_ids_for_user(self, user_id: str) -> set[str]:
         """The Outlook ids of every series master this user's links point at."""
-        return {
-            unescape_key(e["RowKey"])
-            for e in self._index.query_entities("PartitionKey eq @pk", parameters={"pk": escape_key(user_id)})
-            if e.get("Kind") == "series"
-        }
+        return {oid for oid, row in self.index_for_user(user_id).items() if row.kind == "series"}
 
     def events_for_meetings(self, uids: Iterable[str]) -> set[str]:
+        """Events that may stand for these meetings: the id an event born in Outlook gets
+        from its meeting (A7, written without an index row) and the MeetingIndex rows of
+        events whose id was not derived from their meeting. Candidates: the planner checks
+        each event's meeting uid."""
         found: set[str] = set()
         for uid in sorted(set(u for u in uids if u)):
+            found.add(meeting_event_id(uid))
             for e in self._meetings.query_entities("PartitionKey eq @pk", parameters={"pk": escape_key(uid)}):
                 found.add(unescape_key(e["RowKey"]))
         return found
 
+    def load_many(self, event_ids: Iterable[str]) -> dict[str, LoadedEvent]:
+        """Load events by id (a few at a time); missing ones are left out."""
+        ids = sorted(set(event_ids))
+        if len(ids) <= 2:
+            found = [self.load(i) for i in ids]
+        else:
+            with ThreadPoolExecutor(max_workers=min(LOAD_CONCURRENCY, len(ids))) as pool:
+                found = list(pool.map(self.load, ids))
+        return {i: item for i, item in zip(ids, found) if item is not None}
+
     def load_user_state(self, user_id: str, meeting_uids: Iterable[str] = ()) -> tuple[UserState, dict[str, LoadedEvent]]:
-        """The user's state for planning, and each loaded event (with every user's links)."""
-        ids = set(self.event_ids_for_user(user_id).values()) | self.events_for_meetings(meeting_uids)
-        loaded: dict[str, LoadedEvent] = {}
-        for event_id in sorted(ids):
-            item = self.load(event_id)
-            if item is not None:
-                loaded[event_id] = item
-        links = {l.outlook_id: l for item in loaded.values() for l in item.links if l.user_id == user_id}
-        state = UserState(user_id=user_id, events={k: v.event for k, v in loaded.items()}, links=links)
-        return state, loaded
+        """The user's whole state for planning, and each loaded event (with every user's links)."""
+        index = self.index_for_user(user_id)
+        ids = {row.event_id for row in index.values()} | self.events_for_meetings(meeting_uids)
+        return state_of(user_id, self.load_many(ids), index, ids)
+
+    def load_touched_state(self, user_id: str, index: Mapping[str, "IndexRow"], event_ids: Iterable[str],
+                           meeting_uids: Iterable[str] = ()) -> tuple[UserState, dict[str, LoadedEvent]]:
+        """The part of the user's state a round's changed items touch (issue 14): only those
+        events are read; the user's other links stand in as index entries (``state_of``)."""
+        ids = set(event_ids) | self.events_for_meetings(meeting_uids)
+        return state_of(user_id, self.load_many(ids), index, ids)
 
     def all_event_ids(self) -> list[str]:
         ids = set()
@@ -155,23 +221,21 @@ class EventStore:
     # -- writes -----------------------------------------------------------------------
 
     def apply(self, change: EventChange) -> None:
-        """Apply one event's change atomically; raises ConcurrencyConflict if stale."""
+        """Apply one event's change atomically; raises ConcurrencyConflict if stale.
+
+        Round trips (issue 14): the event's transaction, then, only when they change, its
+        OutlookIndex rows (one transaction per user) and its MeetingIndex row (only for an
+        event whose id is not derived from its meeting: ``meeting_event_id``).
+        """
         pk = escape_key(change.event_id)
         if change.delete_event:
-            self._delete_partition(pk, change.base_etag)
+            self._delete_partition(pk, change)
         else:
             self._write_partition(pk, change)
-        for user, outlook_id in change.index_remove:
-            try:
-                self._index.delete_entity(escape_key(user), escape_key(outlook_id))
-            except ResourceNotFoundError:
-                pass
-        for user, outlook_id, kind in change.index_add:
-            self._index.upsert_entity(
-                {"PartitionKey": escape_key(user), "RowKey": escape_key(outlook_id), "EventId": change.event_id, "Kind": kind}
-            )
-        if change.meeting_uid:
-            entity = {"PartitionKey": escape_key(change.meeting_uid), "RowKey": escape_key(change.event_id)}
+        self._write_index(change)
+        uid = change.meeting_uid
+        if uid and change.meeting_changed and meeting_event_id(uid) != change.event_id:
+            entity = {"PartitionKey": escape_key(uid), "RowKey": escape_key(change.event_id)}
             if change.delete_event:
                 try:
                     self._meetings.delete_entity(entity["PartitionKey"], entity["RowKey"])
@@ -180,18 +244,39 @@ class EventStore:
             else:
                 self._meetings.upsert_entity(entity)
 
+    def _write_index(self, change: EventChange) -> None:
+        """This change's OutlookIndex rows, one transaction per user partition."""
+        ops: dict[str, list[tuple[Any, ...]]] = {}
+        for user, outlook_id in change.index_remove:
+            ops.setdefault(escape_key(user), []).append(("delete", {"PartitionKey": escape_key(user), "RowKey": escape_key(outlook_id)}))
+        for user, outlook_id, kind in change.index_add:
+            entity = {"PartitionKey": escape_key(user), "RowKey": escape_key(outlook_id), "EventId": change.event_id, "Kind": kind}
+            ops.setdefault(escape_key(user), []).append(("upsert", entity, {"mode": "replace"}))
+        for _, user_ops in sorted(ops.items()):
+            for chunk in batched(_one_op_per_row(user_ops), TRANSACTION_LIMIT):
+                try:
+                    self._index.submit_transaction(chunk)
+                except (TableTransactionError, ResourceNotFoundError):
+                    # a row to delete is already gone (a second delivery): one by one
+                    _one_by_one(self._index, chunk)
+
     def _write_partition(self, pk: str, change: EventChange) -> None:
         root = dict(change.upserts.get(ROOT) or {})
         if change.base_etag is None:
             root_op: tuple[Any, ...] = ("create", {"PartitionKey": pk, "RowKey": ROOT, **root})
-        else:
-            if not root:
-                current = self._events.get_entity(pk, ROOT)
-                root = _props(current)
+        elif root:
             root_op = (
                 "update",
                 {"PartitionKey": pk, "RowKey": ROOT, **root},
                 {"mode": "replace", "etag": change.base_etag, "match_condition": MatchConditions.IfNotModified},
+            )
+        else:
+            # The root row is unchanged: an empty merge still checks (and moves) its ETag,
+            # so the transaction stays guarded without reading the row first.
+            root_op = (
+                "update",
+                {"PartitionKey": pk, "RowKey": ROOT},
+                {"mode": "merge", "etag": change.base_etag, "match_condition": MatchConditions.IfNotModified},
             )
         ops: list[tuple[Any, ...]] = [root_op]
         for key, props in sorted(change.upserts.items()):
@@ -207,6 +292,8 @@ class EventStore:
             except (TableTransactionError, ResourceModifiedError, ResourceExistsError) as exc:
                 if i == 0 and _is_conflict(exc):
                     raise ConcurrencyConflict(f"event {unescape_key(pk)} changed since it was planned") from exc
+                if i == 0 and _is_missing(exc):
+                    raise ResourceNotFoundError(f"event {unescape_key(pk)} is gone; the change cannot apply") from exc
                 if i > 0:
                     # a later chunk: deletes of rows already gone are harmless
                     self._retry_one_by_one(chunk)
@@ -214,32 +301,64 @@ class EventStore:
                 raise
 
     def _retry_one_by_one(self, ops: list[tuple[Any, ...]]) -> None:
-        for op in ops:
-            try:
-                if op[0] == "delete":
-                    self._events.delete_entity(op[1]["PartitionKey"], op[1]["RowKey"])
-                else:
-                    self._events.upsert_entity(op[1], mode="replace")
-            except ResourceNotFoundError:
-                pass
+        _one_by_one(self._events, ops)
 
-    def _delete_partition(self, pk: str, base_etag: str | None) -> None:
-        keys = [e["RowKey"] for e in self._events.query_entities("PartitionKey eq @pk", parameters={"pk": pk}, select=["RowKey"])]
-        if ROOT not in keys:
-            return  # already gone: a second delivery changes nothing
+    def _delete_partition(self, pk: str, change: EventChange) -> None:
+        base_etag = change.base_etag
+        keys = [k for k in change.deletes if k != ROOT]
+        if not keys:
+            # a change that does not list the rows (an older message): read them
+            found = [e["RowKey"] for e in self._events.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": pk}, select=["RowKey"])]
+            if ROOT not in found:
+                return  # already gone: a second delivery changes nothing
+            keys = [k for k in found if k != ROOT]
         ops: list[tuple[Any, ...]] = [
             ("delete", {"PartitionKey": pk, "RowKey": ROOT}, {"etag": base_etag, "match_condition": MatchConditions.IfNotModified})
             if base_etag
             else ("delete", {"PartitionKey": pk, "RowKey": ROOT})
         ]
-        ops += [("delete", {"PartitionKey": pk, "RowKey": k}) for k in keys if k != ROOT]
-        for i, chunk in enumerate(batched(ops, TRANSACTION_LIMIT)):
+        ops += [("delete", {"PartitionKey": pk, "RowKey": k}) for k in keys]
+        chunks = list(batched(ops, TRANSACTION_LIMIT))
+        for i, chunk in enumerate(chunks):
             try:
                 self._events.submit_transaction(chunk)
-            except (TableTransactionError, ResourceModifiedError) as exc:
+            except (TableTransactionError, ResourceModifiedError, ResourceNotFoundError) as exc:
                 if i == 0 and _is_conflict(exc):
                     raise ConcurrencyConflict(f"event {unescape_key(pk)} changed since it was planned") from exc
+                if i == 0 and _is_missing(exc):
+                    # the root is already gone (a second delivery): clear what may be left
+                    for rest in chunks:
+                        self._retry_one_by_one(rest)
+                    return
                 self._retry_one_by_one(chunk)
+
+
+def _one_op_per_row(ops: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """A transaction names each row once: the last operation on a row wins."""
+    last: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for op in ops:
+        last[(op[1]["PartitionKey"], op[1]["RowKey"])] = op
+    return list(last.values())
+
+
+def _one_by_one(table: Any, ops: list[tuple[Any, ...]]) -> None:
+    for op in ops:
+        try:
+            if op[0] == "delete":
+                table.delete_entity(op[1]["PartitionKey"], op[1]["RowKey"])
+            else:
+                table.upsert_entity(op[1], mode="replace")
+        except ResourceNotFoundError:
+            pass
+
+
+def _is_missing(exc: Exception) -> bool:
+    if isinstance(exc, ResourceNotFoundError):
+        return True
+    status = getattr(exc, "status_code", None)
+    text = str(exc)
+    return status == 404 or "ResourceNotFound" in text
 
 
 def _is_conflict(exc: Exception) -> bool:
@@ -276,7 +395,8 @@ def change_between(
             event_id=event_id,
             base_etag=before.etag,
             upserts={},
-            deletes=(),
+            # every row of the partition as loaded: the ETag-guarded root says none was added
+            deletes=tuple(sorted(k for k in (before.row_keys or old_rows) if k != ROOT)),
             delete_event=True,
             index_remove=tuple((user_id, oid) for oid in sorted(mine_before)),
             meeting_uid=before.event.meeting_uid,
@@ -300,4 +420,5 @@ def change_between(
         index_remove=index_remove,
         meeting_uid=after_event.meeting_uid,
         audit=tuple(audit),
+        meeting_changed=before is None or before.event.meeting_uid != after_event.meeting_uid,
     )

@@ -24,6 +24,11 @@ TokenProvider = Callable[..., str]
 PREFER_UTC = 'outlook.timezone="UTC"'
 PREFER_IMMUTABLE = 'IdType="ImmutableId"'
 BATCH_LIMIT = 20
+#: The largest page Graph serves: calendarView's ``$top`` is at most 1000 (GRAPH.md 1) and
+#: ``Prefer: odata.maxpagesize`` asks delta for as much (GRAPH.md 2); Graph may answer
+#: smaller pages, which ``@odata.nextLink`` then carries on (issue 14: 2 requests, not 52,
+#: for a 1,500-item window).
+MAX_PAGE_SIZE = 1000
 
 
 class GraphError(Exception):
@@ -157,7 +162,7 @@ class GraphClient:
     def get(self, path: str, **kw: Any) -> Any:
         return self.request("GET", path, **kw)[1]
 
-    def pages(self, path: str, params: Mapping[str, Any] | None = None, page_size: int = 100) -> Iterator[dict[str, Any]]:
+    def pages(self, path: str, params: Mapping[str, Any] | None = None, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
         """Every page of a collection, following ``@odata.nextLink`` verbatim."""
         prefer = (PREFER_UTC, PREFER_IMMUTABLE, f"odata.maxpagesize={page_size}")
         body = self.request("GET", path, params=params, prefer=prefer)[1] or {}
@@ -168,7 +173,7 @@ class GraphClient:
                 return
             body = self.request("GET", nxt, prefer=prefer)[1] or {}
 
-    def items(self, path: str, params: Mapping[str, Any] | None = None, page_size: int = 100) -> Iterator[dict[str, Any]]:
+    def items(self, path: str, params: Mapping[str, Any] | None = None, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
         for page in self.pages(path, params, page_size):
             yield from page.get("value", [])
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections import Counter
 from typing import Any, Iterable, Iterator, Mapping
+from urllib.parse import urlsplit
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import (
     QueueClient,
@@ -64,6 +68,57 @@ def join_chunks(prefix: str, entity: Mapping[str, Any]) -> str | None:
     return "".join(entity.get(f"{prefix}{i}", "") for i in range(int(count)))
 
 
+class StorageCalls:
+    """Round trips to the storage account, counted where they leave the process.
+
+    ``total`` counts every HTTP request the Table and Queue clients send (retries and
+    transaction batches included, one each); ``by_kind`` splits them by
+    ``table:<name>`` / ``queue:<name>`` (``table:transaction`` for a transaction); ``mine()`` is the calling thread's own count, so
+    one sync can report its own calls while other syncs run on other threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self.by_kind: Counter[str] = Counter()
+
+    def record(self, kind: str) -> None:
+        with self._lock:
+            self.by_kind[kind] += 1
+        self._local.count = getattr(self._local, "count", 0) + 1
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.by_kind.values())
+
+    def mine(self) -> int:
+        return getattr(self._local, "count", 0)
+
+    def snapshot(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.by_kind)
+
+
+class CountingTransport(RequestsTransport):
+    """The SDKs' own HTTP transport, counting each request it sends (``StorageCalls``)."""
+
+    def __init__(self, calls: StorageCalls, service: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._calls = calls
+        self._service = service
+
+    def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        path = urlsplit(request.url).path.strip("/").split("/")
+        # Azurite puts the account name first (path-style URLs); Azure does not.
+        name = path[1] if len(path) > 1 and path[0].startswith("devstoreaccount") else path[0]
+        name = name.split("(", 1)[0] or "-"
+        if name == "$batch":
+            name = "transaction"  # an entity-group transaction (its table is inside the body)
+        self._calls.record(f"{self._service}:{name}")
+        return super().send(request, **kwargs)
+
+
 class Storage:
     """Named tables and queues of one storage account."""
 
@@ -74,16 +129,24 @@ class Storage:
         self._prefix = settings.name_prefix
         self._tables: dict[str, TableClient] = {}
         self._queues: dict[str, QueueClient] = {}
+        self.calls = StorageCalls()
+        # the transports take the connection options (timeouts); the clients the rest (retries)
+        tables = CountingTransport(self.calls, "table", **client_options)
+        queues = CountingTransport(self.calls, "queue", **client_options)
         conn = settings.storage
         if conn.uses_identity:
             from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
             cred = ManagedIdentityCredential(client_id=conn.client_id) if conn.client_id else DefaultAzureCredential()
-            self._table_service = TableServiceClient(endpoint=conn.table_uri, credential=cred, **client_options)
-            self._queue_service = QueueServiceClient(account_url=conn.queue_uri, credential=cred, **client_options)
+            self._table_service = TableServiceClient(endpoint=conn.table_uri, credential=cred, transport=tables,
+                                                     **client_options)
+            self._queue_service = QueueServiceClient(account_url=conn.queue_uri, credential=cred, transport=queues,
+                                                     **client_options)
         else:
-            self._table_service = TableServiceClient.from_connection_string(conn.connection_string, **client_options)
-            self._queue_service = QueueServiceClient.from_connection_string(conn.connection_string, **client_options)
+            self._table_service = TableServiceClient.from_connection_string(conn.connection_string, transport=tables,
+                                                                            **client_options)
+            self._queue_service = QueueServiceClient.from_connection_string(conn.connection_string, transport=queues,
+                                                                            **client_options)
 
     def table_name(self, name: str) -> str:
         return f"{self._prefix}{name}"

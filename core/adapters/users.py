@@ -11,16 +11,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, TypeVar
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError
 
 from core.adapters.storage import Storage, escape_key, join_chunks, split_chunks, unescape_key
 
 CONNECTED = "connected"
 NEEDS_RECONNECT = "needs_reconnect"
 _PK = "user"
+_TRANSACTION_LIMIT = 100
+#: The Users columns the timer reads (``UserStore.schedule_view``): everything the due
+#: rule (``due_users``) looks at. A rule that reads another column adds it here.
+SCHEDULE_COLUMNS = ("RowKey", "State", "NextDueAt", "LastSyncAt", "Failures", "DeltaWindowStart")
+_T = TypeVar("_T")
+
+
+def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +52,8 @@ class UserRecord:
     delta_window_start: str = ""
     held_plan: str = ""
     etag: str = ""
+    #: read with only some columns (``UserStore.schedule_view``): never saved whole
+    partial: bool = field(default=False, repr=False, compare=False)
 
     def public(self) -> dict[str, Any]:
         """What an administrator may see (no tokens, no delta link)."""
@@ -114,6 +127,7 @@ class UserStore:
             delta_window_start=entity.get("DeltaWindowStart", ""),
             held_plan=join_chunks("HeldPlan", entity) or "",
             etag=entity.metadata.get("etag", "") if hasattr(entity, "metadata") else "",
+            partial="TokenCacheChunks" not in entity,
         )
 
     @staticmethod
@@ -152,8 +166,44 @@ class UserStore:
         for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": _PK}):
             yield self._to_record(entity)
 
+    def schedule_view(self) -> Iterator[UserRecord]:
+        """Every user with only the columns the timer's due rule reads (``SCHEDULE_COLUMNS``),
+        so a tick over 10,000 users does not move their token caches (issue 14). The
+        records carry their ETag, for ``claim``."""
+        for entity in self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": _PK}, select=list(SCHEDULE_COLUMNS), results_per_page=1000
+        ):
+            yield self._to_record(entity)
+
+    def claim(self, users: Iterable[UserRecord], until: datetime) -> list[str]:
+        """Set ``next_due_at`` of these users to ``until``, 100 to a transaction (all users
+        share one partition), each guarded by the ETag it was read with. A user whose row
+        changed since is left out (not claimed this tick). Returns the claimed users' ids."""
+        claimed: list[str] = []
+        for chunk in _chunks(list(users), _TRANSACTION_LIMIT):
+            ops = [("update", {"PartitionKey": _PK, "RowKey": escape_key(u.user_id), "NextDueAt": until},
+                    {"mode": "merge", "etag": u.etag, "match_condition": MatchConditions.IfNotModified})
+                   if u.etag else
+                   ("update", {"PartitionKey": _PK, "RowKey": escape_key(u.user_id), "NextDueAt": until}, {"mode": "merge"})
+                   for u in chunk]
+            try:
+                self._table.submit_transaction(ops)
+                claimed.extend(u.user_id for u in chunk)
+                continue
+            except (TableTransactionError, ResourceModifiedError, ResourceNotFoundError):
+                pass  # one of them changed meanwhile: claim them one by one
+            for u, op in zip(chunk, ops):
+                try:
+                    self._table.update_entity(op[1], **op[2])
+                    claimed.append(u.user_id)
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    continue
+        return claimed
+
     def save(self, user: UserRecord) -> UserRecord:
         """Write the record; with an etag, only if nobody changed it meanwhile."""
+        if user.partial:
+            raise ValueError(f"user {user.user_id} was read without all its columns; read it whole to save it")
         entity = self._to_entity(user)
         # mode="replace", so chunks of a once-longer value do not linger.
         if user.etag:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Collection, Mapping
 
 from core.adapters.auth import FlowStore, MsalFactory, msal_factory
 from core.adapters import telemetry
+from core.adapters.http import VerifyingSession
 from core.adapters.logs import quiet_libraries
 from core.adapters.crypto import Sealer
 from core.config.settings import SETTING_HELP, STORAGE_SETTINGS, Settings, parse_settings
@@ -97,8 +98,13 @@ class App:
         return keyvault.unwrap_keys(settings.key_vault_key, settings.wrapped_keys, unwrapper) + settings.encryption_keys
 
     @cached_property
+    def session(self) -> VerifyingSession:
+        """The process's one HTTP session (connection pool) for Graph and the authority."""
+        return VerifyingSession(self.settings.verify)
+
+    @cached_property
     def make_msal(self) -> MsalFactory:
-        return msal_factory(self.settings)
+        return msal_factory(self.settings, self.session)
 
     @cached_property
     def users(self) -> UserStore:

@@ -10,6 +10,7 @@ to confirm and nothing is applied (STYLE rule 6); ``invalid_grant`` marks the us
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time as _time
@@ -18,13 +19,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta, timezone
 from typing import Any, Callable, Mapping
 
+from azure.core.exceptions import ResourceModifiedError
 from dateutil.relativedelta import relativedelta
 
 from core.adapters import logs
 from core.plan import inbound, outlook_items
 from core.adapters.audit import AuditStore
 from core.adapters.auth import ReconnectRequired, TokenSource, TransientAuthError, mark_needs_reconnect
-from core.adapters.events import ConcurrencyConflict, EventChange, EventStore, change_between
+from core.adapters.events import ConcurrencyConflict, EventChange, EventStore, IndexRow, change_between
 from core.adapters.graph import DeltaExpired, GraphClient, GraphError
 from core.adapters.http import VerifyingSession
 from core.plan.model import UserState, Window
@@ -44,10 +46,27 @@ INSTANCE_SELECT = _ITEM_FIELDS + ",originalStart,occurrenceId"
 EXPAND_APP_ID = f"singleValueExtendedProperties($filter=id eq '{outlook_items.APP_EVENT_ID_PROPERTY}')"
 
 
-def window_for(now: datetime) -> Window:
-    """today - 2 days .. today + 12 months, at UTC midnights (SPEC section 1)."""
-    today = datetime.combine(now.astimezone(timezone.utc).date(), time(0), tzinfo=timezone.utc)
+def window_for(now: datetime, offset: timedelta = timedelta(0)) -> Window:
+    """today - 2 days .. today + 12 months, at UTC midnights (SPEC section 1).
+
+    ``offset``: "today" turns over that long after 00:00 UTC (``full_round_offset``), so
+    each user's window, and with it their daily full round, moves at their own time.
+    """
+    today = datetime.combine((now.astimezone(timezone.utc) - offset).date(), time(0), tzinfo=timezone.utc)
     return Window(start=today - timedelta(days=2), end=today + relativedelta(months=12))
+
+
+def full_round_offset(user_id: str) -> timedelta:
+    """A stable per-user time of day (whole minutes) at which the user's window moves and
+    their daily full round runs: users spread evenly over the day, never all at 00:00 UTC
+    (issue 14). Stable across processes and restarts (a hash, not Python's ``hash``)."""
+    digest = hashlib.sha256(user_id.encode("utf-8")).digest()
+    return timedelta(minutes=int.from_bytes(digest[:4], "big") % (24 * 60))
+
+
+def user_window(now: datetime, user_id: str) -> Window:
+    """The user's sync window at ``now`` (``window_for`` with their offset)."""
+    return window_for(now, full_round_offset(user_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,10 +214,13 @@ class SyncContext:
     send: Callable[[str, Mapping[str, Any]], None]
     clock: Callable[[], datetime]
     sleep: Callable[[float], None] = _time.sleep
+    session: Any = None  # the process's one HTTP session (App.session)
 
     def graph_for(self, user: UserRecord) -> tuple[GraphClient, TokenSource]:
         tokens = TokenSource(self.settings, self.users, self.sealer, self.make_msal, user)
-        graph = GraphClient(self.settings.graph_base_url, tokens, VerifyingSession(self.settings.verify), sleep=self.sleep)
+        if self.session is None:
+            self.session = VerifyingSession(self.settings.verify)
+        graph = GraphClient(self.settings.graph_base_url, tokens, self.session, sleep=self.sleep)
         return graph, tokens
 
 
@@ -210,17 +232,58 @@ class PlannedSync:
     plan: Any
     delta_link: str
     window_start: str
+    user: UserRecord | None = None  # the record as the sync left it (a refreshed token cache)
+
+
+def touched(snapshot: Any, index: Mapping[str, IndexRow]) -> tuple[set[str], list[str]]:
+    """What a round must read from storage to plan it (pure; issue 14).
+
+    Returns the event ids to load and the meeting uids to look up. A full round touches
+    every event of the user. A round of changes touches the events its changed and
+    removed items stand for and, for an item with no link yet, the meetings it may be
+    (A7, C5: its iCalUId and a one-instance copy's series), the event it is stamped with
+    when the user is already linked to it (A9), and, for a new series, every linked
+    series, any of which it may take over (A2).
+    """
+    if snapshot.complete:
+        ids = {row.event_id for row in index.values()}
+    else:
+        changed = set(snapshot.singles) | set(snapshot.series) | set(snapshot.removed_ids)
+        ids = {index[oid].event_id for oid in changed if oid in index}
+    linked = {row.event_id for row in index.values()}
+    uids: list[str] = []
+    new_series = False
+    for oid, item in sorted(snapshot.singles.items()):
+        if oid in index:
+            continue
+        uids.append(item.ical_uid)
+        if parts := outlook_items.instance_uid_parts(item.ical_uid):
+            uids.append(parts[0])  # a one-instance invitation names its series (C5, O5)
+        if item.app_event_id in linked:
+            ids.add(item.app_event_id)
+    for oid, series in sorted(snapshot.series.items()):
+        if oid in index:
+            continue
+        new_series = True
+        uids.append(series.master.ical_uid)
+        if series.master.app_event_id in linked:
+            ids.add(series.master.app_event_id)
+    if new_series and not snapshot.complete:
+        ids |= {row.event_id for row in index.values() if row.kind == "series"}
+    return ids, sorted({u for u in uids if u})
 
 
 def plan_user(ctx: SyncContext, user: UserRecord, now: datetime, *, full: bool = False) -> PlannedSync:
     """Gather and plan, writing nothing (also the CLI's dry run).
 
-    A new delta round starts when the window has moved by a day, when asked (``full``)
-    or when Graph says the token expired; otherwise only the changes since the stored
-    deltaLink are read (issue 4, GRAPH.md 2).
+    A new delta round starts when the user's window has moved by a day (at their own time
+    of day, ``full_round_offset``), when asked (``full``) or when Graph says the token
+    expired; otherwise only the changes since the stored deltaLink are read (issue 4,
+    GRAPH.md 2), and only the events they touch are loaded (issue 14): a round with no
+    change reads no event at all.
     """
-    graph, _ = ctx.graph_for(user)
-    window = window_for(now)
+    graph, tokens = ctx.graph_for(user)
+    window = user_window(now, user.user_id)
     window_start = iso(window.start)
     link = "" if full or user.delta_window_start != window_start else user.delta_link
     try:
@@ -229,35 +292,42 @@ def plan_user(ctx: SyncContext, user: UserRecord, now: datetime, *, full: bool =
         logs.info(log, "delta token expired; new round", user_id=user.user_id)
         got = gather_delta(graph, window, "")
     g = got.gathered
+    nothing_changed = not got.complete and not (g.singles or g.masters or g.removed)
+    index = {} if nothing_changed else ctx.events.index_for_user(user.user_id)
     if got.complete:
         # A linked series with no occurrence left in the window is missing from the round;
         # read it, so it is not taken for a deleted series (only a 404 says that).
-        missing = sorted(ctx.events.series_ids_for_user(user.user_id) - set(g.masters) - set(g.removed))
+        series_ids = {oid for oid, row in index.items() if row.kind == "series"}
+        missing = sorted(series_ids - set(g.masters) - set(g.removed))
         if missing:
             more, more_instances, gone = _read_masters_and_instances(graph, window, missing, {})
             g = Gathered(g.singles, {**g.masters, **more}, {**g.instances, **more_instances}, g.removed | gone)
     snapshot = outlook_items.build_snapshot(
         user.user_id, window, g.singles, g.masters, g.instances, removed_ids=g.removed, complete=got.complete
     )
-    uids = [i.ical_uid for i in snapshot.singles.values()] + [s.master.ical_uid for s in snapshot.series.values()]
-    # a one-instance invitation names its series (C5, O5): load that meeting too (A7)
-    uids += [parts[0] for i in snapshot.singles.values() if (parts := outlook_items.instance_uid_parts(i.ical_uid))]
-    state, loaded = ctx.events.load_user_state(user.user_id, uids)
+    if nothing_changed:
+        state, loaded = UserState(user.user_id), {}
+    else:
+        ids, uids = touched(snapshot, index)
+        state, loaded = ctx.events.load_touched_state(user.user_id, index, ids, uids)
     policy = inbound.SafetyPolicy(max_delete_share=ctx.settings.max_delete_share)
     plan = inbound.plan_inbound(state, snapshot, now, policy)
-    return PlannedSync(state, loaded, snapshot, plan, got.delta_link, window_start)
+    return PlannedSync(state, loaded, snapshot, plan, got.delta_link, window_start, tokens.user)
 
 
 def changes_for(user_id: str, state: UserState, loaded: Mapping[str, Any], plan: Any) -> list[EventChange]:
     """The per-event storage changes that carry out a plan (apply_plan is the truth)."""
     after = inbound.apply_plan(state, plan)
     by_event = plan.by_event()
+    links_by_event: dict[str, list[Any]] = {}
+    for l in after.links.values():
+        links_by_event.setdefault(l.event_id, []).append(l)
     changes = []
     for event_id in sorted(set(state.events) | set(after.events)):
         audit = [
             {"kind": a.kind, "event_id": event_id, "rule": a.rule, "reason": a.reason} for a in by_event.get(event_id, ())
         ]
-        links = [l for l in after.links.values() if l.event_id == event_id]
+        links = links_by_event.get(event_id, [])
         change = change_between(event_id, loaded.get(event_id), after.events.get(event_id), user_id, links, audit)
         if change is not None:
             changes.append(change)
@@ -265,7 +335,12 @@ def changes_for(user_id: str, state: UserState, loaded: Mapping[str, Any], plan:
 
 
 def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False) -> SyncReport:
-    """Run one user's sync: plan, then send (or apply inline) one change per event."""
+    """Run one user's sync: plan, then send (or apply inline) one change per event.
+
+    Storage: the user row is read once and written once; a round with no change reads and
+    writes nothing else (issue 14). The audit rows of the changes are written here, as
+    batched transactions, before the changes are handed to the writer.
+    """
     now = ctx.clock()
     user = ctx.users.get(user_id)
     if user is None or user.state != CONNECTED:
@@ -279,34 +354,59 @@ def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False) -> SyncRe
         logs.warning(log, "user needs to reconnect", user_id=user_id)
         return SyncReport(user_id, "needs_reconnect", message=str(exc))
     except (GraphError, TransientAuthError) as exc:
-        fresh = ctx.users.get(user_id) or user
-        ctx.users.save(after_failure(fresh, now, ctx.settings.sync_interval_minutes, str(exc)))
+        _save_user(ctx, user_id, lambda u: after_failure(u, now, ctx.settings.sync_interval_minutes, str(exc)))
         raise
     plan = planned.plan
-    fresh = ctx.users.get(user_id) or user
+    current = planned.user or user
     if plan.held:
         # Held plans keep the old delta position, so the same changes come back next time.
-        ctx.users.save(replace(fresh, held_plan=json.dumps(plan.to_json()), last_error=f"held: {plan.held}"))
+        _save_user(ctx, user_id, lambda u: replace(u, held_plan=json.dumps(plan.to_json()), last_error=f"held: {plan.held}"),
+                   current)
         ctx.audit.record(user_id, now, [{"kind": "hold", "rule": "safety", "reason": plan.held}], "sync")
         logs.warning(log, "sync held for an administrator", user_id=user_id)
         return SyncReport(user_id, "held", plan=plan, message=plan.held)
     changes = changes_for(user_id, planned.state, planned.loaded, plan)
     sync_id = uuid.uuid4().hex
+    entries = [entry for change in changes for entry in change.audit]
+    if entries:
+        ctx.audit.record(user_id, now, entries, "sync")
     for change in changes:
         message = {"v": 1, "kind": "event_change", "message_id": f"{sync_id}-{change.event_id}", "user_id": user_id,
-                   "change": change.to_json()}
+                   "change": change.to_json(), "audited": True}
         if inline:
             apply_event_change(ctx, message)
         else:
             ctx.send("writes", message)
-    done = after_success(fresh, now, ctx.settings.sync_interval_minutes)
-    ctx.users.save(replace(done, held_plan="", delta_link=planned.delta_link, delta_window_start=planned.window_start))
+    _save_user(ctx, user_id, lambda u: replace(after_success(u, now, ctx.settings.sync_interval_minutes), held_plan="",
+                                               delta_link=planned.delta_link, delta_window_start=planned.window_start),
+               current)
     logs.info(log, "user synced", user_id=user_id, changes=len(changes), actions=len(plan.actions))
     return SyncReport(user_id, "synced", plan=plan, changes=tuple(changes))
 
 
+def _save_user(ctx: SyncContext, user_id: str, change: Callable[[UserRecord], UserRecord],
+               current: UserRecord | None = None) -> None:
+    """Write the user row from the copy this sync holds, guarded by its ETag; if someone
+    changed the row meanwhile (an administrator, a token refresh elsewhere), re-read it
+    and apply the same change to the fresh copy (one read, one write when nobody did)."""
+    if current is not None and current.etag:
+        try:
+            ctx.users.save(change(current))
+            return
+        except ResourceModifiedError:
+            pass
+    fresh = ctx.users.get(user_id) or current
+    if fresh is not None:
+        ctx.users.save(change(fresh))
+
+
 def apply_event_change(ctx: SyncContext, message: Mapping[str, Any]) -> str:
-    """The writer's side: apply one event change; a stale base re-plans the user."""
+    """The writer's side: apply one event change; a stale base re-plans the user.
+
+    Storage (issue 14): the event's transaction and, when they change, its index rows.
+    The audit rows were written by the sync that planned the change (``audited``); a
+    message without that flag (an older one, the CLI) records its own.
+    """
     user_id = str(message["user_id"])
     change = EventChange.from_json(message["change"])
     try:
@@ -319,5 +419,6 @@ def apply_event_change(ctx: SyncContext, message: Mapping[str, Any]) -> str:
             ctx.users.save(replace(user, delta_link="", delta_window_start=""))
         ctx.send("sync-jobs", {"v": 1, "user_id": user_id, "reason": "conflict"})
         return "conflict"
-    ctx.audit.record(user_id, ctx.clock(), change.audit, "sync")
+    if not message.get("audited"):
+        ctx.audit.record(user_id, ctx.clock(), change.audit, "sync")
     return "applied"

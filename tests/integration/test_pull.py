@@ -33,17 +33,18 @@ def titles(stack, user_id: str) -> list[str]:
 def test_the_timer_pulls_every_page_of_a_users_window_into_table_storage(stack):
     stack.add_user(ALICE)
     stack.connect("1001", ALICE)
-    for i in range(105):  # more than one page of 100 (and ten of Graph's default 10)
+    for i in range(105):  # more than one page of the 50 the server serves here
         stack.control.create_event(ALICE, single(f"Meeting {i:03d}", days=1 + i % 60, hour=8 + i % 9))
     stack.control.create_event(ALICE, single("Too far ahead", days=400))
     stack.control.create_event(ALICE, single("Long past", days=-10))
+    stack.control.set_max_page_size(50)  # Graph may serve smaller pages than odata.maxpagesize asks
     stack.control.clear_requests_log()
     status = stack.sync_all()
     assert status["recent_failures"] == []
     got = titles(stack, "1001")
     assert got == sorted(f"Meeting {i:03d}" for i in range(105))  # nothing outside the window, nothing lost
     views = [r for r in stack.control.requests_log() if "calendarView" in r["path"]]
-    assert len(views) >= 2  # followed @odata.nextLink
+    assert len(views) >= 3  # followed @odata.nextLink
     user = stack.app.users.get("1001")
     assert user.last_sync_at is not None and user.next_due_at > user.last_sync_at
 

@@ -101,7 +101,7 @@ def test_pages_follow_next_links_verbatim():
     c, session, _, _ = client([(200, {"value": [1, 2], "@odata.nextLink": next_link}, {}), (200, {"value": [3]}, {})])
     assert list(c.items("/me/calendarView", {"startDateTime": "a"})) == [1, 2, 3]
     assert session.calls[1][1] == next_link and session.calls[1][2]["params"] is None
-    assert "odata.maxpagesize=100" in session.calls[0][2]["headers"]["Prefer"]
+    assert "odata.maxpagesize=1000" in session.calls[0][2]["headers"]["Prefer"]  # GRAPH.md 1: the largest page
 
 
 def test_batch_retries_only_throttled_items_after_their_retry_after():
