@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, TypeVar
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableTransactionError
 
 from core.adapters.storage import Storage, escape_key, join_chunks, split_chunks, unescape_key
@@ -168,35 +168,33 @@ class UserStore:
 
     def schedule_view(self) -> Iterator[UserRecord]:
         """Every user with only the columns the timer's due rule reads (``SCHEDULE_COLUMNS``),
-        so a tick over 10,000 users does not move their token caches (issue 14). The
-        records carry their ETag, for ``claim``."""
+        so a tick over 10,000 users does not move their token caches (issue 14). Such a
+        record is ``partial``: ``save`` refuses it."""
         for entity in self._table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": _PK}, select=list(SCHEDULE_COLUMNS), results_per_page=1000
         ):
             yield self._to_record(entity)
 
-    def claim(self, users: Iterable[UserRecord], until: datetime) -> list[str]:
-        """Set ``next_due_at`` of these users to ``until``, 100 to a transaction (all users
-        share one partition), each guarded by the ETag it was read with. A user whose row
-        changed since is left out (not claimed this tick). Returns the claimed users' ids."""
+    def claim(self, user_ids: Iterable[str], until: datetime) -> list[str]:
+        """Set ``next_due_at`` of these users to ``until`` (only that column), 100 to a
+        transaction (all users share one partition), so their next tick does not queue
+        them again while their jobs wait. A user whose row is gone (disconnected
+        meanwhile) is left out. Returns the claimed users' ids."""
         claimed: list[str] = []
-        for chunk in _chunks(list(users), _TRANSACTION_LIMIT):
-            ops = [("update", {"PartitionKey": _PK, "RowKey": escape_key(u.user_id), "NextDueAt": until},
-                    {"mode": "merge", "etag": u.etag, "match_condition": MatchConditions.IfNotModified})
-                   if u.etag else
-                   ("update", {"PartitionKey": _PK, "RowKey": escape_key(u.user_id), "NextDueAt": until}, {"mode": "merge"})
-                   for u in chunk]
+        for chunk in _chunks(list(user_ids), _TRANSACTION_LIMIT):
+            ops = [("update", {"PartitionKey": _PK, "RowKey": escape_key(uid), "NextDueAt": until}, {"mode": "merge"})
+                   for uid in chunk]
             try:
                 self._table.submit_transaction(ops)
-                claimed.extend(u.user_id for u in chunk)
+                claimed.extend(chunk)
                 continue
-            except (TableTransactionError, ResourceModifiedError, ResourceNotFoundError):
-                pass  # one of them changed meanwhile: claim them one by one
-            for u, op in zip(chunk, ops):
+            except (TableTransactionError, ResourceNotFoundError):
+                pass  # one of them is gone: claim them one by one
+            for uid, op in zip(chunk, ops):
                 try:
-                    self._table.update_entity(op[1], **op[2])
-                    claimed.append(u.user_id)
-                except (ResourceModifiedError, ResourceNotFoundError):
+                    self._table.update_entity(op[1], mode="merge")
+                    claimed.append(uid)
+                except ResourceNotFoundError:
                     continue
         return claimed
 

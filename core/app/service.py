@@ -121,29 +121,43 @@ CALLBACK_HEADERS = {
 
 #: Queue sends in flight at once during the fan-out (Queue Storage has no batch send).
 FANOUT_CONCURRENCY = 32
+#: Users per timer message: the timer sends one message per this many due users; the
+#: sync-jobs trigger claims them (one transaction) and queues one job per user (issue 14:
+#: the timer sends 100 messages for 10,000 users and writes nothing; the claims and the
+#: per-user sends run on the queue's instances, in parallel).
+FANOUT_BATCH = 100
 
 
 def enqueue_due(app: App) -> list[str]:
     """Fan out: one sync job per connected user that is due.
 
-    Reads only the schedule columns of the Users table, claims the due users for one
-    interval in transactions of 100 (so a slow sync is not queued again by the next tick;
-    a finished sync sets the next due time itself), then sends their messages
-    concurrently (issue 14: 10,000 users in seconds, not minutes).
+    Reads only the schedule columns of the Users table and sends the due users' ids in
+    batches of ``FANOUT_BATCH``, concurrently; ``run_sync_job`` claims each batch's users
+    for one interval (so a slow sync is not queued again by the next tick; a finished
+    sync sets the next due time itself) and queues their jobs.
     """
     if not app.settings.sync_enabled:
         logs.info(log, "calendar sync disabled; timer does nothing")
         return []
     now = app.clock()
-    due = due_users(app.users.schedule_view(), now)
-    claimed = app.users.claim(due, now + timedelta(minutes=app.settings.sync_interval_minutes))
-    failed = send_all(app, "sync-jobs", [{"v": 1, "user_id": uid, "reason": "schedule", "at": now.isoformat()}
-                                         for uid in claimed])
+    due = [u.user_id for u in due_users(app.users.schedule_view(), now)]
+    messages = [{"v": 1, "user_ids": due[i:i + FANOUT_BATCH], "reason": "schedule", "at": now.isoformat()}
+                for i in range(0, len(due), FANOUT_BATCH)]
+    failed = send_all(app, "sync-jobs", messages)
     app.flows.purge_expired(now)
-    logs.info(log, "sync jobs enqueued", count=len(claimed) - len(failed), due=len(due), failed=len(failed))
+    logs.info(log, "sync jobs enqueued", count=len(due), messages=len(messages), failed=len(failed))
     if failed:
         raise failed[0]
-    return claimed
+    return due
+
+
+def fan_out(app: App, user_ids: list[str], reason: str, at: str) -> int:
+    """A timer batch: claim its users for one interval, then queue one job per user."""
+    claimed = app.users.claim(user_ids, app.clock() + timedelta(minutes=app.settings.sync_interval_minutes))
+    failed = send_all(app, "sync-jobs", [{"v": 1, "user_id": u, "reason": reason, "at": at} for u in claimed])
+    if failed:
+        raise failed[0]  # retried whole: a user queued twice syncs twice, harmlessly
+    return len(claimed)
 
 
 def send_all(app: App, queue: str, messages: list[Mapping[str, Any]]) -> list[Exception]:
@@ -174,7 +188,18 @@ def parse_message(body: str, app: App) -> dict[str, Any]:
 
 
 def run_sync_job(app: App, body: str) -> SyncReport:
+    """One sync-jobs message: sync its user, or (a timer batch) queue one job per user."""
     message = parse_message(body, app)
+    if "user_ids" in message:
+        ids = message["user_ids"]
+        if not isinstance(ids, list) or not ids:
+            raise BadMessage("'user_ids' must be a non-empty list of Communifire user ids")
+        try:
+            checked = [check_user_id(str(u)) for u in ids]
+        except BadRequest as exc:
+            raise BadMessage(str(exc)) from exc
+        queued = fan_out(app, checked, str(message.get("reason", "schedule")), str(message.get("at", "")))
+        return SyncReport(f"{len(checked)} users", "fanned_out", message=f"{queued} jobs queued")
     try:
         user_id = check_user_id(message.get("user_id"))
     except BadRequest as exc:

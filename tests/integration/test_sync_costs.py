@@ -189,34 +189,45 @@ def test_a_syncs_audit_rows_are_written_as_one_batched_transaction(alice):
     assert len(list(alice.app.storage.table("Audit").list_entities())) == entries
 
 
-def test_the_timer_claims_due_users_in_transactions_without_reading_token_caches(make_stack):
+def test_the_timer_sends_batches_and_the_batch_claims_its_users_in_one_transaction(make_stack):
     stack = make_stack()
     for i in range(3):
         upn = f"user{i}@contoso.com"
         stack.add_user(upn)
         assert stack.connect(f"20{i}", upn).status_code == 200
+    stack.host.wait_idle(timeout=60)
+    stack.host.stop()  # this test plays the queue trigger itself, so it can count each half
     stack.make_everyone_due()
-    stack.app.storage.queue("sync-jobs").clear_messages()
+    queue = stack.app.storage.queue("sync-jobs")
+    queue.clear_messages()
     with Counted(stack) as counted:
         enqueued = service.enqueue_due(stack.app)
     assert sorted(enqueued) == ["200", "201", "202"]
-    assert counted.table("Users") == 1 and counted.table("transaction") == 1  # one query, one claim transaction
-    assert counted.kinds.get("queue:sync-jobs") == 3
+    assert counted.table("Users") == 1 and counted.table("transaction") == 0  # one query (schedule columns), no write
+    assert counted.kinds.get("queue:sync-jobs") == 1  # one message for the batch of users
+    (batch,) = queue.receive_messages(visibility_timeout=60)
+    with Counted(stack) as counted:
+        report = service.run_sync_job(stack.app, batch.content)
+    assert report.outcome == "fanned_out"
+    assert counted.table("transaction") == 1 and counted.kinds.get("queue:sync-jobs") == 3  # one claim, one job each
+    queue.delete_message(batch)
+    jobs = list(queue.receive_messages(messages_per_page=32, visibility_timeout=60))
+    assert sorted(stack.app.storage.resolve(j.content)["user_id"] for j in jobs) == ["200", "201", "202"]
     users = {u.user_id: u for u in stack.app.users.all()}
-    assert all(u.next_due_at > stack.app.clock() and u.sealed_cache for u in users.values())  # tokens kept
+    assert all(u.next_due_at > stack.app.clock() and u.sealed_cache for u in users.values())  # claimed, tokens kept
     assert service.enqueue_due(stack.app) == []  # claimed: the next tick queues nobody again
+    for job in jobs:
+        assert service.run_sync_job(stack.app, job.content).outcome == "synced"
+    assert service.fan_out(stack.app, ["gone"], "schedule", "") == 0  # a user disconnected meanwhile: no row, no job
+    assert set(u.user_id for u in stack.app.users.all()) == {"200", "201", "202"}
 
 
-def test_a_user_changed_since_the_timer_read_it_is_left_for_the_next_tick(make_stack):
-    from dataclasses import replace
-
+def test_a_record_read_for_the_schedule_is_never_written_back_whole(make_stack):
     stack = make_stack()
     stack.add_user(ALICE)
     stack.connect("1001", ALICE)
-    stack.make_everyone_due()
     (seen,) = list(stack.app.users.schedule_view())
-    user = stack.app.users.get("1001")
-    stack.app.users.save(replace(user, last_error="changed meanwhile"))
-    assert stack.app.users.claim([seen], stack.app.clock() + timedelta(minutes=15)) == []
+    assert seen.partial and not seen.sealed_cache
     with pytest.raises(ValueError):
-        stack.app.users.save(seen)  # a record read without its token cache is never written back whole
+        stack.app.users.save(seen)  # it would wipe the token cache
+    assert stack.app.users.get("1001").sealed_cache
