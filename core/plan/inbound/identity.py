@@ -77,9 +77,6 @@ class IdentityRules(PlannerBase):
                 continue
             self.create(series.master, series)
 
-    def _linked_event_ids(self) -> set[str]:
-        return {l.event_id for l in self.links.values()}
-
     def adopt(self, item: OutlookItem, series: OutlookSeries | None) -> bool:
         """Link an item to an event it already stands for (A9 stamp, A7 meeting)."""
         kind = "series" if series is not None else "single"
@@ -99,9 +96,9 @@ class IdentityRules(PlannerBase):
             return True
         if not item.ical_uid:
             return False
-        mine = self._linked_event_ids()
-        for event in sorted(self.events.values(), key=lambda e: e.id):
-            if event.meeting_uid != item.ical_uid or event.id in mine:
+        # the meeting's events not linked to this user yet, by id (an index: issue 14, linear plans)
+        for event in self.events_for_meeting(item.ical_uid):
+            if self.is_linked(event.id):
                 continue
             if series is not None and item.is_organizer and not event.is_series:
                 self._take_over_provisional(event, item)
@@ -139,9 +136,7 @@ class IdentityRules(PlannerBase):
         if parts is None or item.is_organizer:
             return False
         series_uid, day = parts
-        mine = self._linked_event_ids()
-        event = next((e for e in sorted(self.events.values(), key=lambda e: e.id)
-                      if e.meeting_uid == series_uid and e.id not in mine), None)
+        event = next((e for e in self.events_for_meeting(series_uid) if not self.is_linked(e.id)), None)
         if event is None:
             return self.create_provisional(item, series_uid, day)
         key = _instance_on(event, day) or _sec(item.start)

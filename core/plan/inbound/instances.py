@@ -89,7 +89,7 @@ class InstanceRules(PlannerBase):
                           outlook_id=link.outlook_id)
                 if self.plan_copy_gone(event_id, link):
                     answered.append(link)
-            remaining = [l for l in self.links.values() if l.event_id == event_id]
+            remaining = self.links_of(event_id)
             if not remaining:
                 self.gone_events.add(event_id)
                 event = self.events.get(event_id)

@@ -16,15 +16,14 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from core.plan.inbound.base import PlannerBase
+from core.plan.inbound.base import PlannerBase, norm_title
 from core.plan.inbound.common import _SeriesView, _link_for, _segment_of
 from core.plan.model import OutlookLink
 from core.plan.outlook_items import OutlookItem, OutlookSeries, iso, recurrence_to_json
 from core.plan.recurrence import Recurrence, RecurrenceError, occurrence_dates, restart_from
 
 
-def _norm_title(text: str) -> str:
-    return " ".join(text.split()).casefold()
+_norm_title = norm_title
 
 
 def _period(rec: Recurrence) -> timedelta:
@@ -42,7 +41,9 @@ class SplitRules(PlannerBase):
         if new_view is None:
             return False
         best: tuple[timedelta, str, OutlookLink, str, dict[str, Any]] | None = None
-        for oid, link in sorted(self.links.items()):
+        # only the linked series that may carry its subject (A2 (a)): an index, not every
+        # link per new series (issue 14: a first plan stays linear)
+        for oid, link in self.series_links_titled(norm_title(new.title)):
             if link.kind != "series" or link.event_id not in self.events or oid == new.id:
                 continue
             found = self._takes_over(link, new, new_view)
