@@ -141,8 +141,13 @@ def enqueue_due(app: App) -> list[str]:
         return []
     now = app.clock()
     due = [u.user_id for u in due_users(app.users.schedule_view(), now)]
-    messages = [{"v": 1, "user_ids": due[i:i + FANOUT_BATCH], "reason": "schedule", "at": now.isoformat()}
-                for i in range(0, len(due), FANOUT_BATCH)]
+    batches = [due[i:i + FANOUT_BATCH] for i in range(0, len(due), FANOUT_BATCH)]
+    if len(batches) == 1 and len(batches[0]) == 1:
+        # one due user: claimed here and queued as their own job (no batch to split)
+        batches = [[uid] for uid in app.users.claim(batches[0], now + timedelta(minutes=app.settings.sync_interval_minutes))]
+        messages = [{"v": 1, "user_id": b[0], "reason": "schedule", "at": now.isoformat()} for b in batches]
+    else:
+        messages = [{"v": 1, "user_ids": b, "reason": "schedule", "at": now.isoformat()} for b in batches]
     failed = send_all(app, "sync-jobs", messages)
     app.flows.purge_expired(now)
     logs.info(log, "sync jobs enqueued", count=len(due), messages=len(messages), failed=len(failed))

@@ -61,6 +61,7 @@ def test_disconnect_trigger_reads_a_json_body(stack):
 
 
 def test_timer_trigger_enqueues_one_base64_job_per_due_user(stack):
+    stack.host.stop()  # the test reads the queue itself: the local host must not take the job first
     stack.app.users.save(UserRecord("1001", CONNECTED))
     stack.app.users.save(UserRecord("1002", "needs_reconnect"))
     user_function("sync_timer")(TimerRequest(past_due=True))
