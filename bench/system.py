@@ -38,7 +38,7 @@ class System:
         self.control.register_app(self.client_id, self.secret, [self.redirect], self.tenant_id)
         self.control.add_user(self.tenant_id, UPN, "Alice")
 
-    def app(self, prefix: str | None = None) -> Any:
+    def app(self, prefix: str | None = None, clock: Callable[[], datetime] | None = None) -> Any:
         """A fresh App (its own tables, its own process-wide MSAL apps and session)."""
         from core.adapters.crypto import new_key
         from core.app.bootstrap import App
@@ -54,7 +54,7 @@ class System:
             "AuthorityHost": self.emulator.url, "TlsCaBundle": self.emulator.ca_bundle,
             "SiteUrl": "https://bench.invalid", "StorageNamePrefix": prefix or ("b" + secrets.token_hex(4)),
         })
-        app = App(settings)
+        app = App(settings, clock=clock) if clock is not None else App(settings)
         app.storage.ensure()
         for queue in ("sync-jobs", "writes", "outbound"):
             app.storage.queue(queue).clear_messages()
@@ -253,7 +253,9 @@ def tick(system: System, users: int = 1_000) -> dict[str, float]:
     from core.adapters.rows import iso
     from core.app.sync import sync_user, user_window
 
-    app = system.app()
+    frozen = datetime.now(timezone.utc)
+    # one instant for the whole tick: no user's daily turnover (their full round) falls inside it
+    app = system.app(clock=lambda: frozen)
     system.connect(app, "seed")
     ctx = service.sync_context(app)
     sync_user(ctx, "seed")  # a delta link for the mailbox
@@ -264,7 +266,7 @@ def tick(system: System, users: int = 1_000) -> dict[str, float]:
     for n in range(users):
         uid = f"t{n:05d}"
         record = replace(seed, user_id=uid, sealed_cache=app.sealer.seal(cache, owner=uid),
-                         next_due_at=app.clock() - timedelta(minutes=1), etag="",
+                         next_due_at=frozen - timedelta(minutes=1), etag="",
                          delta_window_start=iso(user_window(app.clock(), uid).start))
         rows.append(UserStore._to_entity(record))
     table.delete_entity("user", "seed")
