@@ -44,6 +44,8 @@ class Counted:
     def __init__(self, stack):
         self.calls = stack.app.storage.calls
         self.prefix = stack.prefix
+        # this stack's own queues (%SyncJobsQueue%...) under their logical names
+        self.queues = {stack.app.storage.queue_name(q): q for q in ("sync-jobs", "writes", "outbound")}
 
     def __enter__(self) -> "Counted":
         self._mine = self.calls.mine()
@@ -53,8 +55,14 @@ class Counted:
     def __exit__(self, *exc) -> None:
         self.mine = self.calls.mine() - self._mine
         after = self.calls.snapshot()
-        self.kinds = {k.replace(self.prefix, ""): after[k] - self._kinds.get(k, 0)
+        self.kinds = {self._logical(k): after[k] - self._kinds.get(k, 0)
                       for k in after if after[k] != self._kinds.get(k, 0)}
+
+    def _logical(self, kind: str) -> str:
+        service, _, name = kind.partition(":")
+        if service == "queue":
+            return f"queue:{self.queues.get(name, name)}"
+        return f"table:{name.replace(self.prefix, '')}"
 
     def table(self, name: str) -> int:
         return self.kinds.get(f"table:{name}", 0)
