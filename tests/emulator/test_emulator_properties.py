@@ -139,7 +139,7 @@ def test_delta_rounds_return_each_item_once_and_match_calendar_view(tenant, mast
     assert {r["id"] for r in rows if r["type"] != "seriesMaster"} == {r["id"] for r in view}
     replica = {r["id"]: r for r in rows}
     for c in changes:
-        if c == "patch_master":
+        if c == "patch_master" and made:  # an earlier delete_single may have removed the only item
             g.ok("PATCH", f"/me/events/{made[0]['id']}", json={"subject": "changed"})
         elif c == "add_single":
             made.append(g.ok("POST", "/me/events", 201, json={
