@@ -7,6 +7,7 @@ result. Everything here is safe to call twice (at-least-once delivery).
 
 from __future__ import annotations
 
+import contextvars
 import html
 import logging
 import re
@@ -171,15 +172,17 @@ def send_all(app: App, queue: str, messages: list[Mapping[str, Any]]) -> list[Ex
         return []
     app.storage.queue(queue)  # build the client once, before the threads share it
 
-    def send(message: Mapping[str, Any]) -> Exception | None:
+    def send(job: tuple[contextvars.Context, Mapping[str, Any]]) -> Exception | None:
+        context, message = job
         try:
-            app.storage.send(queue, message)
+            context.run(app.storage.send, queue, message)  # the caller's trace context travels along
         except Exception as exc:  # noqa: BLE001 - reported after every other send was tried
             return exc
         return None
 
+    jobs = [(contextvars.copy_context(), m) for m in messages]
     with ThreadPoolExecutor(max_workers=min(FANOUT_CONCURRENCY, len(messages))) as pool:
-        return [exc for exc in pool.map(send, messages) if exc is not None]
+        return [exc for exc in pool.map(send, jobs) if exc is not None]
 
 
 def parse_message(body: str, app: App) -> dict[str, Any]:
