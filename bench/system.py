@@ -139,7 +139,7 @@ def single_user(system: System) -> dict[str, float]:
     system.control.clear_requests_log()
     calls = app.storage.calls
     t0 = time.perf_counter()
-    report = sync_user(ctx, "1001", inline=False)
+    sync_user(ctx, "1001", inline=False)
     out["full_round_plan_s"] = time.perf_counter() - t0
     out["full_round_graph_requests"], out["full_round_authority_requests"] = system.graph_log()
     # the writer: each queued change applied as the writes queue trigger applies it

@@ -197,7 +197,7 @@ class EventStore:
         else:
             with ThreadPoolExecutor(max_workers=min(LOAD_CONCURRENCY, len(ids))) as pool:
                 found = list(pool.map(self.load, ids))
-        return {i: item for i, item in zip(ids, found) if item is not None}
+        return {i: item for i, item in zip(ids, found, strict=True) if item is not None}
 
     def load_user_state(self, user_id: str, meeting_uids: Iterable[str] = ()) -> tuple[UserState, dict[str, LoadedEvent]]:
         """The user's whole state for planning, and each loaded event (with every user's links)."""

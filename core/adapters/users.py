@@ -190,7 +190,7 @@ class UserStore:
                 continue
             except (TableTransactionError, ResourceNotFoundError):
                 pass  # one of them is gone: claim them one by one
-            for uid, op in zip(chunk, ops):
+            for uid, op in zip(chunk, ops, strict=True):
                 try:
                     self._table.update_entity(op[1], mode="merge")
                     claimed.append(uid)

@@ -354,7 +354,8 @@ def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False) -> SyncRe
         logs.warning(log, "user needs to reconnect", user_id=user_id)
         return SyncReport(user_id, "needs_reconnect", message=str(exc))
     except (GraphError, TransientAuthError) as exc:
-        _save_user(ctx, user_id, lambda u: after_failure(u, now, ctx.settings.sync_interval_minutes, str(exc)))
+        error = str(exc)
+        _save_user(ctx, user_id, lambda u: after_failure(u, now, ctx.settings.sync_interval_minutes, error))
         raise
     plan = planned.plan
     current = planned.user or user
