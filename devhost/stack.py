@@ -78,6 +78,8 @@ class Stack:
                               run_queues=self.run_queues, poll_floor=0.05,
                               queue_overrides={"max_polling_interval": 0.5, **self.queue_overrides})
         self.environ["SiteUrl"] = self.host.url
+        if not self.single_tenant:  # multitenant mode needs its allowlist (issue 10); tests widen it via extra
+            self.environ["OutlookAllowedTenantIDs"] = self.tenant_id
         self.environ.update(self.extra)
         self.settings: Settings = parse_settings(self.environ)
         self.app = App(self.settings, clock=self.clock)
@@ -93,6 +95,15 @@ class Stack:
         self.http.trust_env = False
         return self
 
+    def reconfigure(self, **changes: str) -> App:
+        """Restart the app with changed settings (e.g. another TokenEncryptionKey), as a new
+        deployment of the same function app would; storage and the emulator stay."""
+        self.environ.update(changes)
+        self.settings = parse_settings(self.environ)
+        self.app = App(self.settings, clock=self.clock)
+        set_app(self.app)
+        return self.app
+
     def close(self) -> None:
         self.host.stop()
         self.emulator.stop()
@@ -106,19 +117,28 @@ class Stack:
     def key_params(self, **params: str) -> dict[str, str]:
         return {"code": self.host.function_key, **params}
 
-    def connect_url(self, user_id: str) -> requests.Response:
-        return self.http.get(f"{self.host.url}/oauth2/outlook/connect", params=self.key_params(user=user_id))
+    def connect_url(self, user_id: str, upn: str | None = None, **params: str) -> requests.Response:
+        """Ask for a user's sign-in link as Communifire's backend does: with the account it
+        knows the user by (``upn``; issue 10) and any other connect parameter."""
+        extra = {"upn": upn} if upn else {}
+        return self.http.get(f"{self.host.url}/oauth2/outlook/connect",
+                             params=self.key_params(user=user_id, **extra, **params))
 
     def callback(self, location: str) -> requests.Response:
         """The browser following Entra's redirect back to our callback."""
         return self.http.get(location, allow_redirects=False)
 
-    def connect(self, user_id: str, upn: str) -> requests.Response:
-        """Connect a Communifire user to an emulated mailbox through the real redirects."""
-        resp = self.connect_url(user_id)
+    def connect(self, user_id: str, upn: str, signs_in_as: str | None = None, **params: str) -> requests.Response:
+        """Connect a Communifire user to an emulated mailbox through the real redirects.
+
+        ``signs_in_as``: someone else opens the link and signs in (the account-linking case)."""
+        resp = self.connect_url(user_id, upn, **params)
         resp.raise_for_status()
-        location = self.control.sign_in(resp.json()["auth_url"], upn)
+        location = self.control.sign_in(resp.json()["auth_url"], signs_in_as or upn)
         return self.callback(location)
+
+    def status(self, user_id: str) -> requests.Response:
+        return self.http.get(f"{self.host.url}/oauth2/outlook/status", params=self.key_params(user=user_id))
 
     def disconnect(self, user_id: str) -> requests.Response:
         return self.http.post(f"{self.host.url}/oauth2/outlook/disconnect", params=self.key_params(user=user_id))

@@ -7,7 +7,7 @@ Owns: ``EmulatorControl``, one plain method per ``/_control`` route, plus ``sign
 from __future__ import annotations
 
 import datetime as _dt
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode
 
 import requests
 
@@ -95,12 +95,11 @@ class EmulatorControl:
         self._call("POST", "token_lifetime", {"seconds": seconds})
 
     def sign_in(self, authorize_url: str, upn: str) -> str:
-        """The browser step: open the authorize URL as ``upn``; return the redirect Location."""
-        parts = urlsplit(authorize_url)
-        q = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "login_hint"]
-        q.append(("login_hint", upn))
-        url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(q), parts.fragment))
-        r = requests.get(url, allow_redirects=False, verify=self.ca_bundle, timeout=30)
+        """The browser step: open the authorize URL exactly as given and sign in as ``upn``
+        (typed on the sign-in page: a ``login_hint`` in the link only pre-fills it, so this
+        may be another account than the link was made for). Returns the redirect Location."""
+        r = requests.post(authorize_url, data={"login": upn}, allow_redirects=False, verify=self.ca_bundle,
+                          timeout=30)
         if r.status_code in (301, 302, 303, 307):
             return r.headers["Location"]
         if r.status_code == 200 and "<form" in r.text and "action=" in r.text:  # form_post

@@ -373,6 +373,15 @@ def _user_list_page(directory: Directory, req: Request, tenant: str, params: dic
     return html_response(200, body)
 
 
+def signing_in_account(params: dict) -> str:
+    """The account that signs in: what the person typed on the sign-in page (form field
+    ``login``), else the ``login_hint`` that only pre-fills it. As on Entra ID, a hint
+    does not stop someone from signing in with another account (or a browser that already
+    has a session for one): the app must check the id token's ``oid`` /
+    ``preferred_username`` itself (RFC 9700 section 4.7)."""
+    return (params.get("login") or params.get("login_hint") or "").strip()
+
+
 def _authorize(state, req: Request, tenant: str, tenant_seg: str, params: dict) -> Response:
     directory: Directory = state.directory
     client_id = params.get("client_id", "")
@@ -410,7 +419,7 @@ def _authorize(state, req: Request, tenant: str, tenant_seg: str, params: dict) 
                     "application. Usage of the /common endpoint is not supported for such "
                     "applications. Use a tenant-specific endpoint or configure the application "
                     "to be multi-tenant.")
-    hint = params.get("login_hint")
+    hint = signing_in_account(params)
     if not hint:
         return _user_list_page(directory, req, tenant, params)
     user = directory.user_by_upn(hint)

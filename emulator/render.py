@@ -11,7 +11,8 @@ import copy
 import re
 from urllib.parse import quote
 
-from .store import Instance, Item, occurrence_ical_uid, text_of
+from .bodytext import exchange_text
+from .store import Instance, Item, occurrence_ical_uid
 from .timeutil import fmt_dtz, fmt_original_start, fmt_ts
 from .web import GraphError
 
@@ -121,7 +122,7 @@ def _base(props: dict, view: View) -> dict:
     out = {k: copy.deepcopy(v) for k, v in props.items()
            if k not in ("singleValueExtendedProperties",)}
     if view.body_text:
-        out["body"] = {"contentType": "text", "content": text_of(props.get("body", {}).get("content", ""))}
+        out["body"] = {"contentType": "text", "content": exchange_text(props.get("body", {}).get("content", ""))}
     return out
 
 

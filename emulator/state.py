@@ -44,7 +44,7 @@ class EmulatorState:
         entry = {"time": fmt_ts(self.clock.now()), "method": req.method, "path": req.path,
                  "query": redact_query(req.raw_query), "status": status,
                  "user": req.context.get("user"), "fault": req.context.get("fault"),
-                 "batch": req.in_batch}
+                 "batch": req.in_batch, "prefer": req.headers.get("Prefer", "") or ""}
         if req.context.get("retry_after") is not None:
             entry["retry_after"] = req.context["retry_after"]
         with self._log_lock:

@@ -31,6 +31,7 @@ from core.adapters.http import VerifyingSession
 from core.config.settings import SCOPES, Settings
 from core.adapters.storage import Storage, escape_key
 from core.adapters.users import CONNECTED, NEEDS_RECONNECT, UserRecord, UserStore
+from core.plan.connect import REFUSE, REPLACE, SAME_MAILBOX, ExpectedAccount, check_account, reconnect_decision
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,38 @@ class ReconnectRequired(Exception):
 
 class TransientAuthError(Exception):
     """Token acquisition failed for a reason worth retrying later."""
+
+
+class KeyUnavailable(Exception):
+    """The user's token cache cannot be opened with the configured TokenEncryptionKey.
+
+    A configuration error, never a reason to delete anything (issue 10): the sealed cache
+    is kept and the user syncs again by themselves once the key ``kid`` is configured.
+    """
+
+    def __init__(self, kid: str, detail: str):
+        self.kid = kid
+        super().__init__(detail)
+
+
+def key_problem(sealer: Sealer, sealed: str, owner: str, *, open_it: bool = True) -> KeyUnavailable | None:
+    """Why this sealed value cannot be opened with the configured keys (None: it can).
+
+    ``open_it=False`` only checks that its key id is configured (no decryption)."""
+    try:
+        kid = sealer.kid_of(sealed)
+    except CryptoError as exc:
+        return KeyUnavailable("?", str(exc))
+    if not sealer.has_key(kid):
+        return KeyUnavailable(kid, f"token cache sealed with key {kid!r}, which TokenEncryptionKey does not contain: "
+                                   "add that key back (after the new first key) and the user syncs again")
+    if open_it:
+        try:
+            sealer.open(sealed, owner=owner)
+        except CryptoError as exc:
+            return KeyUnavailable(kid, f"token cache does not open with the configured key {kid!r} ({exc}): "
+                                       "was that key id given a new value?")
+    return None
 
 
 class PerUseTokenCache:
@@ -156,6 +189,9 @@ class PendingFlow:
     user_id: str
     flow: dict[str, Any]
     expires_at: datetime
+    expected: ExpectedAccount = ExpectedAccount()
+    return_url: str = ""
+    replace: bool = False
 
 
 class FlowStore:
@@ -165,9 +201,12 @@ class FlowStore:
         self._table = storage.table("AuthFlows")
         self._sealer = sealer
 
-    def put(self, user_id: str, flow: Mapping[str, Any], expires_at: datetime) -> None:
+    def put(self, user_id: str, flow: Mapping[str, Any], expires_at: datetime, expected: ExpectedAccount = ExpectedAccount(),
+            return_url: str = "", replace: bool = False) -> None:
         state = flow["state"]
-        sealed = self._sealer.seal(json.dumps({"user_id": user_id, "flow": dict(flow)}).encode(), owner=f"flow:{state}")
+        data = {"user_id": user_id, "flow": dict(flow), "expected": expected.to_json(), "return_url": return_url,
+                "replace": replace}
+        sealed = self._sealer.seal(json.dumps(data).encode(), owner=f"flow:{state}")
         self._table.create_entity(
             {"PartitionKey": _FLOW_PK, "RowKey": escape_key(state), "Flow": sealed, "ExpiresAt": expires_at}
         )
@@ -185,7 +224,9 @@ class FlowStore:
             data = json.loads(self._sealer.open(entity["Flow"], owner=f"flow:{state}"))
         except CryptoError:
             return None
-        return PendingFlow(user_id=data["user_id"], flow=data["flow"], expires_at=entity["ExpiresAt"])
+        return PendingFlow(user_id=data["user_id"], flow=data["flow"], expires_at=entity["ExpiresAt"],
+                           expected=ExpectedAccount.from_json(data.get("expected")),
+                           return_url=str(data.get("return_url") or ""), replace=bool(data.get("replace")))
 
     def purge_expired(self, now: datetime) -> int:
         count = 0
@@ -213,24 +254,39 @@ class Outcome:
     message: str
     status: int = 200
     user_id: str = ""
+    return_url: str = ""
 
 
 class SyncDisabled(Exception):
     """EnableCalendarSync is false."""
 
 
-def start_connect(settings: Settings, flows: FlowStore, make_app: MsalFactory, user_id: str, now: datetime) -> str:
-    """Begin the auth-code flow for a Communifire user; returns the sign-in URL."""
+def ensure_enabled(settings: Settings) -> None:
     if not settings.sync_enabled:
         raise SyncDisabled("Calendar sync is turned off (EnableCalendarSync is false).")
+
+
+def start_connect(settings: Settings, flows: FlowStore, make_app: MsalFactory, user_id: str, now: datetime,
+                  expected: ExpectedAccount = ExpectedAccount(), return_url: str = "", replace: bool = False) -> str:
+    """Begin the auth-code flow for a Communifire user; returns the sign-in URL.
+
+    The flow is bound to the account the backend expects (issue 10): the sign-in page is
+    pre-filled with it (``login_hint``; ``domain_hint`` in single-tenant mode) and the
+    callback refuses any other account."""
+    ensure_enabled(settings)
+    hints: dict[str, str] = {}
+    if expected.upn:
+        hints["login_hint"] = expected.upn
+        if settings.single_tenant:
+            hints["domain_hint"] = expected.domain
     with warnings.catch_warnings():
         # MSAL recommends response_mode=form_post (RFC 9700 4.3.1). The admin guide's
         # redirect is a GET to /oauth2/outlook/callback; the leak that form_post avoids
         # (code and state in history and Referer) is closed instead by single-use state,
         # PKCE, Referrer-Policy: no-referrer and Cache-Control: no-store on the callback.
         warnings.filterwarnings("ignore", message="response_mode='form_post'")
-        flow = make_app().initiate_auth_code_flow(list(SCOPES), redirect_uri=settings.redirect_uri)
-    flows.put(user_id, flow, now + FLOW_LIFETIME)
+        flow = make_app().initiate_auth_code_flow(list(SCOPES), redirect_uri=settings.redirect_uri, **hints)
+    flows.put(user_id, flow, now + FLOW_LIFETIME, expected, return_url, replace)
     return flow["auth_uri"]
 
 
@@ -242,14 +298,21 @@ _OUTCOMES = {
     "access_denied": (False, "Permission not given", "You did not allow access to your Outlook calendar, so nothing was connected.", 403),
     "signin_error": (False, "Sign-in failed", "Microsoft sign-in reported an error, so nothing was connected. Try again later.", 400),
     "wrong_tenant": (False, "Account from another organization", "This account belongs to another organization. Sign in with your work account.", 403),
+    "wrong_account": (False, "Not the expected Microsoft account",
+                      "The Microsoft account you signed in with is not the one this sign-in link was made for, so nothing "
+                      "was connected. If you did not ask to connect a calendar, close this window. Otherwise start again "
+                      "from My Calendar and sign in with your own work account.", 403),
+    "already_connected": (False, "Another Outlook account is already connected",
+                          "My Calendar is already connected to a different Outlook account, so nothing was changed. To "
+                          "switch accounts, disconnect first from My Calendar (or ask your administrator).", 409),
     "token_error": (False, "Sign-in could not be completed", "Microsoft refused to complete the sign-in. Start again from My Calendar.", 400),
     "disabled": (False, "Calendar sync is turned off", "Your administrator has not enabled calendar sync.", 403),
 }
 
 
-def outcome(code: str, user_id: str = "") -> Outcome:
+def outcome(code: str, user_id: str = "", return_url: str = "") -> Outcome:
     ok, title, message, status = _OUTCOMES[code]
-    return Outcome(ok, code, title, message, status, user_id)
+    return Outcome(ok, code, title, message, status, user_id, return_url)
 
 
 def finish_connect(
@@ -260,57 +323,79 @@ def finish_connect(
     make_app: MsalFactory,
     params: Mapping[str, str],
     now: datetime,
+    forget_mailbox: Callable[[str], None] = lambda _user_id: None,
 ) -> Outcome:
-    """Handle the redirect back from Entra ID; on any bad case store nothing."""
+    """Handle the redirect back from Entra ID; on any bad case store nothing.
+
+    ``forget_mailbox(user_id)`` wipes what links the user to a previous mailbox; it is
+    called only when the backend asked for a replacement of a different mailbox."""
     state = params.get("state", "")
     if not state:
         return outcome("missing_state")
     pending = flows.take(state)  # single use: deleted before anything else happens
     if pending is None:
         return outcome("invalid_state")
-    user_id = pending.user_id
+    user_id, back = pending.user_id, pending.return_url
+
+    def refuse(code: str) -> Outcome:
+        return outcome(code, user_id, back)
+
     if pending.expires_at <= now:
-        return outcome("expired", user_id)
+        return refuse("expired")
     if params.get("error"):
-        return outcome("access_denied" if params["error"] == "access_denied" else "signin_error", user_id)
+        return refuse("access_denied" if params["error"] == "access_denied" else "signin_error")
     if not settings.sync_enabled:
-        return outcome("disabled", user_id)
+        return refuse("disabled")
     cache = msal.SerializableTokenCache()
     app = make_app(cache)
     try:
         result = app.acquire_token_by_auth_code_flow(pending.flow, dict(params), scopes=list(SCOPES))
     except ValueError:  # state mismatch: MSAL's CSRF signal
-        return outcome("invalid_state", user_id)
+        return refuse("invalid_state")
     except RuntimeError:  # id token nonce mismatch
-        return outcome("token_error", user_id)
+        return refuse("token_error")
     if "error" in result:
         logs.warning(log, "token redemption refused", user_id=user_id, error=result.get("error"))
-        return outcome("token_error", user_id)
+        return refuse("token_error")
     claims = result.get("id_token_claims") or {}
     tenant = claims.get("tid", "")
-    if settings.single_tenant and tenant.lower() != settings.tenant_id.lower():
-        logs.warning(log, "sign-in from another tenant refused", user_id=user_id)
-        return outcome("wrong_tenant", user_id)
-    accounts = app.get_accounts()
-    home = accounts[0]["home_account_id"] if accounts else f"{claims.get('oid', '')}.{tenant}"
+    if not settings.tenant_allowed(tenant):
+        logs.warning(log, "sign-in from a tenant that is not allowed refused", user_id=user_id)
+        return refuse("wrong_tenant")
+    if check_account(pending.expected, claims, match_upn=settings.require_matching_account):
+        # RFC 9700 4.7: someone else's sign-in on this user's link must not link their mailbox.
+        logs.warning(log, "sign-in with another account than the expected one refused", user_id=user_id)
+        return refuse("wrong_account")
+    oid = claims.get("oid", "")
     previous = users.get(user_id)
+    decision = reconnect_decision(previous.oid if previous else None, previous.tenant_id if previous else None,
+                                  oid, tenant, replace=pending.replace)
+    if decision == REFUSE:
+        logs.warning(log, "connect to a different mailbox refused (no replacement asked)", user_id=user_id)
+        return refuse("already_connected")
+    accounts = app.get_accounts()
+    home = accounts[0]["home_account_id"] if accounts else f"{oid}.{tenant}"
     record = UserRecord(
         user_id=user_id,
         state=CONNECTED,
         tenant_id=tenant,
-        oid=claims.get("oid", ""),
+        oid=oid,
         upn=claims.get("preferred_username", ""),
         home_account_id=home,
         sealed_cache=sealer.seal(cache.serialize().encode(), owner=user_id),
         connected_at=now,
         next_due_at=now,
     )
-    if previous is not None and previous.oid == record.oid:
-        # Reconnecting the same mailbox keeps its sync position.
-        record = replace(record, delta_link=previous.delta_link, delta_window_start=previous.delta_window_start)
+    if decision == SAME_MAILBOX and previous is not None:
+        # Reconnecting the same mailbox refreshes the tokens and keeps its sync position.
+        record = replace(record, delta_link=previous.delta_link, delta_window_start=previous.delta_window_start,
+                         connected_at=previous.connected_at or now)
+    elif decision == REPLACE:
+        forget_mailbox(user_id)  # the old mailbox's links and index, as a disconnect would
+        logs.info(log, "outlook account replaced", user_id=user_id)
     users.save(record)
     logs.info(log, "outlook account connected", user_id=user_id)
-    return outcome("connected", user_id)
+    return outcome("connected", user_id, back)
 
 
 # -- tokens for sync -------------------------------------------------------------------
@@ -344,10 +429,14 @@ class TokenSource:
         if user.state != CONNECTED or not user.sealed_cache:
             raise ReconnectRequired("the user is not connected")
         cache = msal.SerializableTokenCache()
+        problem = key_problem(self._sealer, user.sealed_cache, user.user_id, open_it=False)
+        if problem is not None:
+            raise problem
         try:
             cache.deserialize(self._sealer.open(user.sealed_cache, owner=user.user_id).decode())
         except CryptoError as exc:
-            raise ReconnectRequired(f"token cache cannot be opened: {exc}") from exc
+            # A configuration error (wrong key), never a reason to drop the cache (issue 10).
+            raise key_problem(self._sealer, user.sealed_cache, user.user_id) or KeyUnavailable("?", str(exc)) from exc
         app = self._make_app(cache, authority=self._settings.tenant_authority(user.tenant_id))
         account = next((a for a in app.get_accounts() if a.get("home_account_id") == user.home_account_id), None)
         if account is None:

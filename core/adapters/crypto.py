@@ -50,6 +50,14 @@ class Sealer:
     def current_kid(self) -> str:
         return self._current
 
+    @property
+    def kids(self) -> tuple[str, ...]:
+        """The configured key ids, the sealing one first."""
+        return tuple(self._keys)
+
+    def has_key(self, kid: str) -> bool:
+        return kid in self._keys
+
     def seal(self, plaintext: bytes, owner: str) -> str:
         nonce = self._random(12)
         sealed = AESGCM(self._keys[self._current]).encrypt(nonce, plaintext, owner.encode("utf-8"))

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 TokenProvider = Callable[..., str]
 PREFER_UTC = 'outlook.timezone="UTC"'
 PREFER_IMMUTABLE = 'IdType="ImmutableId"'
+#: Bodies as text (GRAPH.md 1): nothing active (script, event handlers) comes in from Outlook (issue 10).
+PREFER_TEXT_BODY = 'outlook.body-content-type="text"'
+DEFAULT_PREFER = (PREFER_UTC, PREFER_IMMUTABLE, PREFER_TEXT_BODY)
 BATCH_LIMIT = 20
 #: The largest page Graph serves: calendarView's ``$top`` is at most 1000 (GRAPH.md 1) and
 #: ``Prefer: odata.maxpagesize`` asks delta for as much (GRAPH.md 2); Graph may answer
@@ -86,6 +89,13 @@ def error_from(status: int, body: Any, headers: Mapping[str, str]) -> GraphError
     return cls(status, code or f"HTTP{status}", message, request_id, _retry_after(headers))
 
 
+def _with_prefer(request: dict[str, Any]) -> dict[str, Any]:
+    headers = dict(request.get("headers") or {})
+    if not any(k.lower() == "prefer" for k in headers):
+        headers["Prefer"] = ", ".join(DEFAULT_PREFER)
+    return {**request, "headers": headers}
+
+
 class GraphClient:
     """Calls Graph for one user with their token provider."""
 
@@ -118,7 +128,7 @@ class GraphClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
-        prefer: tuple[str, ...] = (PREFER_UTC, PREFER_IMMUTABLE),
+        prefer: tuple[str, ...] = DEFAULT_PREFER,
     ) -> tuple[int, Any, Mapping[str, str]]:
         """One call with retries; returns (status, parsed body or None, headers)."""
         url = self.url(path)
@@ -164,7 +174,7 @@ class GraphClient:
 
     def pages(self, path: str, params: Mapping[str, Any] | None = None, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
         """Every page of a collection, following ``@odata.nextLink`` verbatim."""
-        prefer = (PREFER_UTC, PREFER_IMMUTABLE, f"odata.maxpagesize={page_size}")
+        prefer = (*DEFAULT_PREFER, f"odata.maxpagesize={page_size}")
         body = self.request("GET", path, params=params, prefer=prefer)[1] or {}
         while True:
             yield body
@@ -181,8 +191,11 @@ class GraphClient:
         """Run requests through ``$batch`` (20 at a time); per-item 429/503 are retried.
 
         Each request is ``{"id", "method", "url" (relative to the version root), ...}``.
-        Returns id -> (status, body) for every request.
+        Returns id -> (status, body) for every request. Graph applies no header of the
+        envelope to its items, so each item gets this client's ``Prefer`` (UTC times,
+        immutable ids, text bodies) unless it carries its own.
         """
+        requests_ = [_with_prefer(r) for r in requests_]
         results: dict[str, tuple[int, Any]] = {}
         pending = list(requests_)
         rounds = 0

@@ -71,3 +71,7 @@ def info(logger: logging.Logger, message: str, **fields: Any) -> None:
 
 def warning(logger: logging.Logger, message: str, **fields: Any) -> None:
     emit(logger, logging.WARNING, message, **fields)
+
+
+def error(logger: logging.Logger, message: str, **fields: Any) -> None:
+    emit(logger, logging.ERROR, message, **fields)

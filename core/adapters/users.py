@@ -21,6 +21,8 @@ from core.adapters.storage import Storage, escape_key, join_chunks, split_chunks
 
 CONNECTED = "connected"
 NEEDS_RECONNECT = "needs_reconnect"
+#: ``last_error`` of a user whose token cache's key is not configured (kept, not synced).
+KEY_MISSING_PREFIX = "key missing: "
 _PK = "user"
 _TRANSACTION_LIMIT = 100
 #: The Users columns the timer reads (``UserStore.schedule_view``): everything the due
@@ -74,6 +76,8 @@ class UserRecord:
         """What is waiting on this user, in words an administrator can act on."""
         if self.state == NEEDS_RECONNECT:
             return "the user must connect Outlook again"
+        if self.last_error.startswith(KEY_MISSING_PREFIX):
+            return "an administrator must configure the token cache's key (outlook-sync doctor)"
         if self.held_plan:
             return "a sync held for confirmation (outlook-sync plan / confirm)"
         if self.failures:

@@ -23,7 +23,8 @@ from core.adapters.events import EventStore
 from core.adapters.rows import link_key
 from core.adapters.storage import QUEUES, escape_key
 from core.app.sync import SyncContext, SyncReport, apply_event_change, sync_user
-from core.adapters.users import due_users
+from core.adapters.users import NEEDS_RECONNECT, UserRecord, due_users
+from core.plan.connect import ConnectInputError, check_return_url, expected_account
 from core.adapters.auth import SyncDisabled  # noqa: F401  (re-exported for functions/)
 from core.config.settings import SettingsError  # noqa: F401  (re-exported for functions/)
 
@@ -63,21 +64,65 @@ def sync_context(app: App) -> SyncContext:
 # -- HTTP --------------------------------------------------------------------------
 
 
-def connect_url(app: App, user: str | None) -> str:
-    """The Microsoft sign-in URL for a Communifire user (function key protected)."""
+_TRUE = ("1", "true", "yes")
+
+
+def connect_url(app: App, user: str | None, upn: str | None = None, oid: str | None = None,
+                return_url: str | None = None, replace: str | bool | None = None) -> str:
+    """The Microsoft sign-in URL for a Communifire user (function key protected).
+
+    ``upn`` / ``oid``: the account the backend knows this user by (SSO); the callback
+    refuses any other (issue 10). ``return_url``: where the callback page sends the
+    browser back, on SiteUrl's origin only. ``replace``: allow linking a different
+    mailbox than the one already connected."""
     user_id = check_user_id(user)
-    return auth.start_connect(app.settings, app.flows, app.make_msal, user_id, app.clock())
+    auth.ensure_enabled(app.settings)
+    try:
+        expected = expected_account(upn, oid, required=app.settings.require_matching_account)
+        back = check_return_url(return_url, app.settings.site_url)
+    except ConnectInputError as exc:
+        raise BadRequest(str(exc)) from exc
+    wants_replace = replace is True or str(replace or "").strip().lower() in _TRUE
+    return auth.start_connect(app.settings, app.flows, app.make_msal, user_id, app.clock(), expected, back, wants_replace)
 
 
 def callback(app: App, params: Mapping[str, str]) -> auth.Outcome:
-    result = auth.finish_connect(app.settings, app.flows, app.users, app.sealer, app.make_msal, params, app.clock())
+    result = auth.finish_connect(app.settings, app.flows, app.users, app.sealer, app.make_msal, params, app.clock(),
+                                 forget_mailbox=lambda user_id: forget_mailbox(app, user_id))
     logs.info(log, "oauth callback", user_id=result.user_id, outcome=result.code)
     return result
 
 
-def disconnect(app: App, user: str | None) -> bool:
-    """Forget everything that can reach the user's mailbox; keep Communifire's events."""
+NOT_CONNECTED, CONNECTED_STATUS, KEY_MISSING = "not_connected", "connected", "key_missing"
+
+
+def connection_status(app: App, user: str | None) -> dict[str, Any]:
+    """What My Calendar shows: connected, needs_reconnect, key_missing or not_connected."""
     user_id = check_user_id(user)
+    record = app.users.get(user_id)
+    return status_of(app, user_id, record)
+
+
+def status_of(app: App, user_id: str, record: UserRecord | None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"user": user_id, "status": NOT_CONNECTED, "account": "", "last_sync_at": None,
+                           "message": "No Outlook calendar is connected."}
+    if record is None:
+        return doc
+    public = record.public()
+    doc.update(account=record.upn, last_sync_at=public["last_sync_at"])
+    if record.state == NEEDS_RECONNECT:
+        doc.update(status=NEEDS_RECONNECT, message="Outlook no longer accepts the sign-in: connect again.")
+    elif record.sealed_cache and (problem := auth.key_problem(app.sealer, record.sealed_cache, user_id)):
+        doc.update(status=KEY_MISSING, key_id=problem.kid,
+                   message="Sync is paused by a server configuration problem (encryption key); your administrator "
+                           "has been told. Nothing was lost and you do not need to connect again.")
+    else:
+        doc.update(status=CONNECTED_STATUS, message="Your Outlook calendar is connected.")
+    return doc
+
+
+def forget_mailbox(app: App, user_id: str) -> None:
+    """Wipe the links and index rows that tie the user's events to their Outlook items."""
     events = EventStore(app.storage)
     index = app.storage.table("OutlookIndex")
     for outlook_id, event_id in events.event_ids_for_user(user_id).items():
@@ -89,21 +134,33 @@ def disconnect(app: App, user: str | None) -> bool:
             index.delete_entity(escape_key(user_id), escape_key(outlook_id))
         except Exception:  # noqa: BLE001
             pass
+
+
+def disconnect(app: App, user: str | None) -> bool:
+    """Forget everything that can reach the user's mailbox; keep Communifire's events."""
+    user_id = check_user_id(user)
+    forget_mailbox(app, user_id)
     existed = app.users.delete(user_id)
     logs.info(log, "outlook account disconnected", user_id=user_id, existed=existed)
     return existed
 
 
 def callback_page(result: auth.Outcome) -> str:
-    """A small self-contained page (no third-party resources, SPEC section 7)."""
+    """A small self-contained page (no third-party resources, SPEC section 7).
+
+    With a return URL (checked at connect to be on SiteUrl's origin), the page links back
+    there, and after a success sends the browser back by itself."""
     colour = "#1a7f37" if result.ok else "#b42318"
+    back = html.escape(result.return_url, quote=True)
+    refresh = f"<meta http-equiv='refresh' content='3;url={back}'>" if result.ok and back else ""
+    link = f"<p><a id='back' href='{back}'>Back to My Calendar</a></p>" if back else ""
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(result.title)}</title>"
+        f"<title>{html.escape(result.title)}</title>{refresh}"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         "<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1f2328}"
         f"h1{{font-size:1.4rem;color:{colour}}}</style></head><body>"
-        f"<h1>{html.escape(result.title)}</h1><p>{html.escape(result.message)}</p>"
+        f"<h1>{html.escape(result.title)}</h1><p>{html.escape(result.message)}</p>{link}"
         f"<p><small>Reference: {html.escape(result.code)}</small></p></body></html>"
     )
 

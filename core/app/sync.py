@@ -25,14 +25,20 @@ from dateutil.relativedelta import relativedelta
 from core.adapters import logs
 from core.plan import inbound, outlook_items
 from core.adapters.audit import AuditStore
-from core.adapters.auth import ReconnectRequired, TokenSource, TransientAuthError, mark_needs_reconnect
+from core.adapters.auth import (
+    KeyUnavailable,
+    ReconnectRequired,
+    TokenSource,
+    TransientAuthError,
+    mark_needs_reconnect,
+)
 from core.adapters.events import ConcurrencyConflict, EventChange, EventStore, IndexRow, change_between
 from core.adapters.graph import DeltaExpired, GraphClient, GraphError
 from core.adapters.http import VerifyingSession
 from core.plan.model import UserState, Window
 from core.adapters.rows import iso
 from core.plan.timezones import parse_graph_datetime
-from core.adapters.users import CONNECTED, UserRecord, after_failure, after_success
+from core.adapters.users import CONNECTED, KEY_MISSING_PREFIX, UserRecord, after_failure, after_success
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +201,7 @@ def _overlaps(item: Mapping[str, Any], window: Window) -> bool:
 @dataclass(frozen=True, slots=True)
 class SyncReport:
     user_id: str
-    outcome: str  # synced | held | needs_reconnect | skipped | failed
+    outcome: str  # synced | held | needs_reconnect | key_missing | skipped | failed
     plan: Any = None
     changes: tuple[EventChange, ...] = ()
     message: str = ""
@@ -349,6 +355,15 @@ def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False) -> SyncRe
         return SyncReport(user_id, "skipped", message="EnableCalendarSync is false")
     try:
         planned = plan_user(ctx, user, now)
+    except KeyUnavailable as exc:
+        # A configuration error: keep the sealed cache and the state; the user syncs again
+        # once the key is configured (issue 10). The timer logs the round's one error.
+        error = f"{KEY_MISSING_PREFIX}{exc}"[:500]
+        fresh = ctx.users.get(user_id) or user
+        if fresh.last_error != error:
+            ctx.users.save(replace(fresh, last_error=error))
+        logs.warning(log, "token cache cannot be opened; user skipped", user_id=user_id, key_id=exc.kid)
+        return SyncReport(user_id, "key_missing", message=error)
     except ReconnectRequired as exc:
         mark_needs_reconnect(ctx.users, user, str(exc))
         logs.warning(log, "user needs to reconnect", user_id=user_id)

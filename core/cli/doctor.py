@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from core.cli.context import DOC_FORMATS, add_command, output_for
 from core.cli.errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, usage
+from core.cli.keys import WARNING
 from core.cli.output import cols
 
 #: (connect, read) seconds for each HTTP check; storage checks use the same, without retries.
@@ -136,6 +137,17 @@ def doctor_checks(raw: dict[str, str], app_url: str | None = None, deployed: boo
     if settings.wrapped_keys:
         attempt("token keys", token_keys)
     checks.append(("calendar sync", settings.sync_enabled, "enabled" if settings.sync_enabled else "EnableCalendarSync is false: connect is refused and nothing syncs"))
+    from core.cli.keys import settings_checks, token_cache_checks
+
+    checks += settings_checks(settings)  # issue 10: account matching, tenant allowlist
+    tables_ok = any(name == "table storage" and good for name, good, _ in checks)
+    if not deployed and tables_ok:  # a deployed app's key stays in Key Vault: run doctor with it to open caches
+        try:
+            from core.app.bootstrap import App
+
+            checks += token_cache_checks(App(settings))
+        except Exception as exc:  # noqa: BLE001 - reported as a failed check
+            checks.append(("token caches", False, _reason(exc)))
     if app_url:
         checks += _app_url_checks(app_url, settings.verify)
     return rows, checks
@@ -151,16 +163,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     invalid = any(problem for _, _, problem in rows) or not checks[0][1]
     code = EXIT_OK if ok else EXIT_USAGE if invalid else EXIT_FAIL
     settings = [{"name": n, "value": v, "problem": p} for n, v, p in rows]
-    results = [{"name": n, "ok": k, "detail": d} for n, k, d in checks]
+    results = [{"name": n, "ok": k, "detail": d, "warning": d.startswith(WARNING)} for n, k, d in checks]
     if out.fmt == "json":
         out.json({"ok": ok, "exit_code": code, "settings": settings, "checks": results})
         return code
     out.table("Settings", cols("name:setting", "value", "problem"), settings)
     out.say("")
     out.table("Checks", cols("name:check", "result", "detail"),
-              [dict(r, result="ok" if r["ok"] else "FAIL") for r in results])
+              [dict(r, result="FAIL" if not r["ok"] else "warn" if r["warning"] else "ok") for r in results])
     if ok:
-        out.say("All well.")
+        out.say("All well, with warnings (see the checks above)." if any(r["warning"] for r in results) else "All well.")
     elif invalid:
         out.say("Settings are missing or invalid (see 'problem' above); nothing else was checked.")
         if not args.settings_file and not raw.get("AzureWebJobsStorage"):

@@ -1,13 +1,20 @@
-"""``keygen`` (a new TokenEncryptionKey value) and ``rotate-key`` (re-seal token caches)."""
+"""``keygen`` (a new TokenEncryptionKey value), ``rotate-key [--dry-run]`` (re-seal token
+caches) and the key and connect-safety checks ``doctor`` adds (issue 10).
+
+rotate-key never deletes: a cache it cannot open is listed (user, key id, reason), left
+exactly as it is, and makes the exit code 1.
+"""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from typing import Any
 
 from core.cli.context import add_command, full_app, output_for
-from core.cli.errors import EXIT_OK, usage
+from core.cli.errors import EXIT_FAIL, EXIT_OK, usage
+
+#: A doctor check whose detail starts so is shown as a warning and does not fail.
+WARNING = "warning: "
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -42,20 +49,55 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
-    """Re-seal every token cache with the first configured key."""
+    """Re-seal every token cache with the first key; list what cannot be, exit 1 if any."""
+    from core.app.keys import rotate
+
     out = output_for(args)
-    app = full_app()
-    count = 0
-    for user in app.users.all():
-        if user.sealed_cache and app.sealer.needs_reseal(user.sealed_cache):
-            plain = app.sealer.open(user.sealed_cache, owner=user.user_id)
-            app.users.save(replace(user, sealed_cache=app.sealer.seal(plain, owner=user.user_id)))
-            count += 1
+    report = rotate(full_app(), dry_run=args.dry_run)
     if out.fmt == "json":
-        out.json({"resealed": count, "kid": app.sealer.current_kid})
+        out.json(report.to_json())
+        return EXIT_OK if report.ok else EXIT_FAIL
+    verb = "would re-seal" if report.dry_run else "re-sealed"
+    out.say(f"{verb} {len(report.resealed)} token cache(s) with key {report.key_id!r}; "
+            f"{report.already_current} already on it" + (" (dry run: nothing written)" if report.dry_run else ""))
+    if report.failures:
+        out.say(f"{len(report.failures)} token cache(s) cannot be opened and were left exactly as they are:")
+        for f in report.failures:
+            out.say(f"  user {f.user_id}: key {f.key_id!r}: {f.reason}")
+    return EXIT_OK if report.ok else EXIT_FAIL
+
+
+def settings_checks(settings: Any) -> list[tuple[str, bool, str]]:
+    """Connect-safety rows for doctor; a ``warning: `` detail is shown but does not fail."""
+    if settings.require_matching_account:
+        detail = "connect refuses any Microsoft account other than the expected one"
     else:
-        out.say(f"re-encrypted {count} token cache(s) with key {app.sealer.current_kid!r}")
-    return EXIT_OK
+        detail = (WARNING + "RequireMatchingOutlookAccount is false: unless Communifire passes the user's Entra "
+                  "object id (oid), a sign-in link opened by someone else links THEIR mailbox to the user "
+                  "(docs/connect-a-tenant.md, 'Which account connects')")
+    checks = [("account matching", True, detail)]
+    if not settings.single_tenant:
+        checks.append(("tenant allowlist", bool(settings.allowed_tenants),
+                       f"{len(settings.allowed_tenants)} tenant(s) may connect (OutlookAllowedTenantIDs)"))
+    return checks
+
+
+def token_cache_checks(app: Any) -> list[tuple[str, bool, str]]:
+    """One row per key id the stored token caches use (one cache opened per key id)."""
+    from core.app.keys import key_health
+
+    rows = []
+    for use in key_health(app):
+        name = f"token caches key {use.key_id}"
+        if use.sample_opens:
+            rows.append((name, True, f"{use.users} user(s); a sample cache opens"))
+        elif not use.configured:
+            rows.append((name, False, f"{use.users} user(s) sealed with key {use.key_id!r}, which TokenEncryptionKey "
+                                      "lacks: add it back (their sync is paused, nothing is lost), then run "
+                                      "'outlook-sync rotate-key'"))
+        else:
+            rows.append((name, False, f"{use.users} user(s): {use.detail}"))
+    return rows or [("token caches", True, "no connected user yet")]
 
 
 def register(sub: Any) -> None:
@@ -64,5 +106,9 @@ def register(sub: Any) -> None:
     p.add_argument("--wrap-with", metavar="KEY_URI",
                    help="Azure: print a TokenEncryptionKeyWrapped entry instead, the new key wrapped by this "
                         "Key Vault key (azd output TOKEN_ENCRYPTION_KEK_URI; needs Key Vault Crypto Officer/User)")
-    add_command(sub, "rotate-key", cmd_rotate_key,
-                "re-encrypt every token cache with the first key in TokenEncryptionKey")
+    p = add_command(sub, "rotate-key", cmd_rotate_key,
+                    "re-encrypt every token cache with the first key in TokenEncryptionKey",
+                    description="Re-encrypt every token cache with the first key in TokenEncryptionKey. Caches that "
+                                "cannot be opened are listed with the reason and left as they are; the exit code is "
+                                "1 if there were any.")
+    p.add_argument("--dry-run", action="store_true", help="only report what would be re-sealed and what cannot be")

@@ -33,7 +33,7 @@ def exit_code_for(outcomes: list[str]) -> int:
     """1 if anything failed, else 3 if anything needs an administrator, else 0."""
     if any(o in ("failed", "skipped", "timeout", "disconnected") for o in outcomes):
         return EXIT_FAIL
-    if any(o in ("held", "needs_reconnect") for o in outcomes):
+    if any(o in ("held", "needs_reconnect", "key_missing") for o in outcomes):
         return EXIT_ATTENTION
     return EXIT_OK
 
@@ -41,12 +41,14 @@ def exit_code_for(outcomes: list[str]) -> int:
 def job_outcome(before: Any, after: Any) -> str | None:
     """What became of a queued sync job, judged from the user's record before and after
     (pure): None while nothing tells yet."""
-    from core.adapters.users import NEEDS_RECONNECT
+    from core.adapters.users import KEY_MISSING_PREFIX, NEEDS_RECONNECT
 
     if after is None:
         return "disconnected"
     if after.state == NEEDS_RECONNECT:
         return "needs_reconnect"
+    if after.last_error.startswith(KEY_MISSING_PREFIX):
+        return "key_missing"  # issue 10: the token cache's key is not configured (kept, not synced)
     if after.etag == before.etag:
         return None
     if after.last_sync_at != before.last_sync_at:
@@ -104,6 +106,9 @@ def _sync_one(args: argparse.Namespace, out: Output) -> int:
                  f"apply with: outlook-sync confirm --user {user_id})")
     elif row["outcome"] == "needs_reconnect":
         out.note(f"user {user_id} must connect Outlook again from My Calendar")
+    elif row["outcome"] == "key_missing":
+        out.note("the token cache's key is not in TokenEncryptionKey: configure it (outlook-sync doctor); "
+                 "nothing was deleted and the user need not reconnect")
     return exit_code_for([row["outcome"]])
 
 
@@ -176,12 +181,14 @@ def _connected_user(app: Any, raw_id: str) -> Any:
 
 
 def _plan(app: Any, user: Any, full: bool) -> Any:
-    from core.adapters.auth import ReconnectRequired, mark_needs_reconnect
+    from core.adapters.auth import KeyUnavailable, ReconnectRequired, mark_needs_reconnect
     from core.app import service
     from core.app.sync import plan_user
 
     try:
         return plan_user(service.sync_context(app), user, app.clock(), full=full)
+    except KeyUnavailable as exc:
+        raise CliError(f"user {user.user_id}: {exc}", EXIT_ATTENTION, "outlook-sync doctor names the missing key") from None
     except ReconnectRequired as exc:
         mark_needs_reconnect(app.users, user, str(exc))
         raise CliError(f"user {user.user_id} must connect Outlook again: {exc}", EXIT_ATTENTION) from None

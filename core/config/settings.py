@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Collection, Mapping
 from urllib.parse import urlsplit
 
+from core.plan.connect import url_origin
+
 DEFAULT_GRAPH = "https://graph.microsoft.com/v1.0"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_SCHEDULE = "0 */15 * * * *"
@@ -46,6 +48,8 @@ SETTING_HELP: dict[str, str] = {
     "OutlookApiClientSecret": "client secret of that app registration",
     "SAMLTenantID": "Directory (tenant) ID",
     "UseSAMLtenantIDForOutlook": "true: single tenant (default); false: multitenant app ('organizations')",
+    "OutlookAllowedTenantIDs": "multitenant mode: comma-separated tenant ids whose users may connect (required then)",
+    "RequireMatchingOutlookAccount": "true (default): connect refuses a Microsoft account other than the one expected",
     "EnableCalendarSync": "Enable calendar sync from 3rd party systems (default false)",
     "SiteUrl": "intranet base URL; redirect URI = SiteUrl + /oauth2/outlook/callback",
     "AzureWebJobsStorage": "storage account connection (or the identity-based AzureWebJobsStorage__* settings)",
@@ -137,6 +141,8 @@ class Settings:
             if name == base:
                 return real + poison
         return logical
+    allowed_tenants: frozenset[str] = frozenset()
+    require_matching_account: bool = True
 
     @property
     def redirect_uri(self) -> str:
@@ -146,6 +152,19 @@ class Settings:
     def authority(self) -> str:
         """Where users sign in: the tenant (single tenant) or 'organizations'."""
         return f"{self.authority_host}/{self.tenant_id if self.single_tenant else 'organizations'}"
+
+    def tenant_allowed(self, tenant_id: str) -> bool:
+        """May users of this tenant connect? Single tenant: only SAMLTenantID; multitenant:
+        the OutlookAllowedTenantIDs allowlist (and SAMLTenantID when set)."""
+        tid = (tenant_id or "").strip().lower()
+        if self.single_tenant:
+            return tid == self.tenant_id.lower()
+        return bool(tid) and (tid in self.allowed_tenants or tid == self.tenant_id.lower())
+
+    @property
+    def site_origin(self) -> tuple[str, str, int]:
+        """(scheme, host, port) of SiteUrl: the only origin connect may send a browser back to."""
+        return url_origin(self.site_url) or ("", "", 0)
 
     def tenant_authority(self, tenant_id: str) -> str:
         """The tenant-specific authority used for silent calls after sign-in."""
@@ -161,6 +180,18 @@ class Settings:
     def verify(self) -> str | bool:
         """The TLS verification value to pass on every outgoing call."""
         return self.ca_bundle or True
+
+
+def parse_tenant_list(raw: str) -> frozenset[str]:
+    """``guid[,guid...]`` (spaces or semicolons also separate); raises ValueError naming a bad entry."""
+    out: set[str] = set()
+    for part in re.split(r"[,;\s]+", raw or ""):
+        if not part:
+            continue
+        if not _is_guid(part):
+            raise ValueError(f"{part!r} is not a tenant id (a GUID)")
+        out.add(str(uuid.UUID(part)))
+    return frozenset(out)
 
 
 def _bool(raw: str | None, default: bool) -> bool | None:
@@ -330,6 +361,23 @@ def parse_settings(values: Mapping[str, str], file_exists: Callable[[str], bool]
     elif tenant and not _is_guid(tenant):
         problems.append(Problem("SAMLTenantID", "must be the Directory (tenant) ID, a GUID"))
 
+    allowed: frozenset[str] = frozenset()
+    try:
+        allowed = parse_tenant_list(get("OutlookAllowedTenantIDs"))
+    except ValueError as exc:
+        problems.append(Problem("OutlookAllowedTenantIDs", str(exc)))
+    else:
+        if not single and not allowed:
+            problems.append(Problem(
+                "OutlookAllowedTenantIDs",
+                "is missing (required while UseSAMLtenantIDForOutlook is false: without it users of any "
+                "Microsoft 365 organization could connect)"))
+
+    matching = _bool(values.get("RequireMatchingOutlookAccount"), True)
+    if matching is None:
+        problems.append(Problem("RequireMatchingOutlookAccount", "must be true or false"))
+        matching = True
+
     enabled = _bool(values.get("EnableCalendarSync"), False)
     if enabled is None:
         problems.append(Problem("EnableCalendarSync", "must be true or false"))
@@ -447,6 +495,8 @@ def parse_settings(values: Mapping[str, str], file_exists: Callable[[str], bool]
         ca_bundle=ca_bundle,
         name_prefix=prefix,
         queues=tuple(queues),
+        allowed_tenants=allowed,
+        require_matching_account=bool(matching),
     )
 
 

@@ -1,4 +1,4 @@
-"""HTTP: connect (function key), callback (anonymous, Entra ID redirects here), disconnect."""
+"""HTTP: connect and status (function key), callback (anonymous, Entra ID redirects here), disconnect."""
 
 import json
 
@@ -18,7 +18,9 @@ def _json(status: int, body: dict) -> func.HttpResponse:
 @bp.route(route="oauth2/outlook/connect", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def oauth_connect(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        url = service.connect_url(get_app(), req.params.get("user"))
+        p = req.params
+        url = service.connect_url(get_app(), p.get("user"), upn=p.get("upn"), oid=p.get("oid"),
+                                  return_url=p.get("return_url"), replace=p.get("replace"))
     except service.BadRequest as exc:
         return _json(400, {"error": "bad_request", "message": str(exc)})
     except service.SyncDisabled as exc:
@@ -38,6 +40,17 @@ def oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
         result = service.auth.outcome("disabled")
     return func.HttpResponse(service.callback_page(result), status_code=result.status, mimetype="text/html",
                              headers=service.CALLBACK_HEADERS)
+
+
+@bp.route(route="oauth2/outlook/status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def oauth_status(req: func.HttpRequest) -> func.HttpResponse:
+    """The user's connection for My Calendar: connected, needs_reconnect, key_missing, not_connected."""
+    try:
+        return _json(200, service.connection_status(get_app(), req.params.get("user")))
+    except service.BadRequest as exc:
+        return _json(400, {"error": "bad_request", "message": str(exc)})
+    except service.SettingsError as exc:
+        return _json(503, {"error": "misconfigured", "message": str(exc)})
 
 
 @bp.route(route="oauth2/outlook/disconnect", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

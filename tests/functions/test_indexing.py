@@ -20,8 +20,8 @@ def trigger(name):
 
 
 def test_every_function_is_registered_once_with_a_unique_name():
-    assert set(functions()) == {"oauth_connect", "oauth_callback", "oauth_disconnect", "sync_timer", "sync_user",
-                                "apply_writes", "apply_outbound"}
+    assert set(functions()) == {"oauth_connect", "oauth_callback", "oauth_status", "oauth_disconnect", "sync_timer",
+                                "sync_user", "apply_writes", "apply_outbound"}
 
 
 def test_http_routes_methods_and_auth_levels():
@@ -32,6 +32,9 @@ def test_http_routes_methods_and_auth_levels():
     assert callback["route"] == "oauth2/outlook/callback" and callback["authLevel"] == func.AuthLevel.ANONYMOUS
     assert disconnect["route"] == "oauth2/outlook/disconnect" and [m.value for m in disconnect["methods"]] == ["POST"]
     assert disconnect["authLevel"] == func.AuthLevel.FUNCTION
+    status = trigger("oauth_status")  # issue 10: My Calendar asks the user's state with the function key
+    assert status["route"] == "oauth2/outlook/status" and status["authLevel"] == func.AuthLevel.FUNCTION
+    assert [m.value for m in status["methods"]] == ["GET"]
 
 
 def test_the_callback_path_has_no_api_prefix():

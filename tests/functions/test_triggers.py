@@ -35,7 +35,7 @@ def get(route, **params):
 
 
 def test_connect_trigger_answers_the_sign_in_url_as_json(stack):
-    resp = user_function("oauth_connect")(get("oauth2/outlook/connect", user="1001"))
+    resp = user_function("oauth_connect")(get("oauth2/outlook/connect", user="1001", upn="alice@contoso.com"))
     assert resp.status_code == 200 and resp.mimetype == "application/json"
     assert json.loads(resp.get_body())["auth_url"].startswith(stack.emulator.url)
 

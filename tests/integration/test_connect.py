@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import uuid
+
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -36,7 +38,7 @@ def with_query(url, **changes):
 
 def test_connect_happy_path_stores_an_encrypted_token_cache_and_marks_the_user_connected(stack):
     stack.add_user(ALICE)
-    resp = stack.connect_url("1001")
+    resp = stack.connect_url("1001", ALICE)
     assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
     auth_url = resp.json()["auth_url"]
     params = query(auth_url)
@@ -59,7 +61,7 @@ def test_connect_happy_path_stores_an_encrypted_token_cache_and_marks_the_user_c
 
 
 def test_connect_can_answer_with_a_redirect(stack):
-    resp = stack.http.get(f"{stack.host.url}/oauth2/outlook/connect", params=stack.key_params(user="1001", redirect="1"),
+    resp = stack.http.get(f"{stack.host.url}/oauth2/outlook/connect", params=stack.key_params(user="1001", upn=ALICE, redirect="1"),
                           allow_redirects=False)
     assert resp.status_code == 302 and resp.headers["Location"].startswith(stack.emulator.url)
 
@@ -78,7 +80,7 @@ def test_connect_refuses_a_missing_or_malformed_user_id(stack):
 
 def test_connect_is_refused_with_a_clear_message_when_calendar_sync_is_disabled(make_stack):
     stack = make_stack(sync_enabled=False)
-    resp = stack.connect_url("1001")
+    resp = stack.connect_url("1001", ALICE)
     assert resp.status_code == 403 and "EnableCalendarSync" in resp.json()["message"]
     assert flows_rows(stack) == []
 
@@ -86,7 +88,7 @@ def test_connect_is_refused_with_a_clear_message_when_calendar_sync_is_disabled(
 def test_access_denied_gets_its_own_page_and_stores_nothing(stack):
     stack.add_user(ALICE)
     stack.control.set_consent_denied(ALICE)
-    location = stack.control.sign_in(stack.connect_url("1001").json()["auth_url"], ALICE)
+    location = stack.control.sign_in(stack.connect_url("1001", ALICE).json()["auth_url"], ALICE)
     assert query(location)["error"] == "access_denied"
     page = stack.callback(location)
     assert page.status_code == 403 and "Permission not given" in page.text
@@ -95,7 +97,7 @@ def test_access_denied_gets_its_own_page_and_stores_nothing(stack):
 
 def test_a_replayed_state_is_refused_and_changes_nothing(stack):
     stack.add_user(ALICE)
-    location = stack.control.sign_in(stack.connect_url("1001").json()["auth_url"], ALICE)
+    location = stack.control.sign_in(stack.connect_url("1001", ALICE).json()["auth_url"], ALICE)
     assert stack.callback(location).status_code == 200
     before = users_rows(stack)
     replay = stack.callback(location)
@@ -105,7 +107,7 @@ def test_a_replayed_state_is_refused_and_changes_nothing(stack):
 
 def test_a_missing_or_unknown_state_is_refused(stack):
     stack.add_user(ALICE)
-    location = stack.control.sign_in(stack.connect_url("1001").json()["auth_url"], ALICE)
+    location = stack.control.sign_in(stack.connect_url("1001", ALICE).json()["auth_url"], ALICE)
     missing = stack.callback(with_query(location, state=""))
     assert missing.status_code == 400 and "without a sign-in request" in missing.text
     forged = stack.callback(with_query(location, state="forged-state-value"))
@@ -120,7 +122,7 @@ def test_an_expired_state_is_refused_and_stores_nothing(azurite, tmp_path):
     stack = Stack(azurite.connection_string, tmp_path / "em", clock=lambda: clock["now"]).start()
     try:
         stack.add_user(ALICE)
-        location = stack.control.sign_in(stack.connect_url("1001").json()["auth_url"], ALICE)
+        location = stack.control.sign_in(stack.connect_url("1001", ALICE).json()["auth_url"], ALICE)
         clock["now"] += timedelta(minutes=11)
         page = stack.callback(location)
         assert page.status_code == 400 and "expired" in page.text
@@ -132,7 +134,7 @@ def test_an_expired_state_is_refused_and_stores_nothing(azurite, tmp_path):
 def test_a_sign_in_from_another_tenant_is_refused_in_single_tenant_mode(stack):
     stack.add_user(ALICE)
     stack.control.inject_fault("wrong_tenant", upn=ALICE)
-    location = stack.control.sign_in(stack.connect_url("1001").json()["auth_url"], ALICE)
+    location = stack.control.sign_in(stack.connect_url("1001", ALICE).json()["auth_url"], ALICE)
     page = stack.callback(location)
     assert page.status_code == 403 and "another organization" in page.text
     assert users_rows(stack) == []
@@ -141,17 +143,18 @@ def test_a_sign_in_from_another_tenant_is_refused_in_single_tenant_mode(stack):
 def test_the_tokens_go_to_the_user_who_started_the_flow(stack):
     stack.add_user(ALICE)
     stack.add_user("bob@contoso.com")
-    url_a = stack.connect_url("1001").json()["auth_url"]
-    url_b = stack.connect_url("1002").json()["auth_url"]
+    url_a = stack.connect_url("1001", ALICE).json()["auth_url"]
+    url_b = stack.connect_url("1002", "bob@contoso.com").json()["auth_url"]
     stack.callback(stack.control.sign_in(url_b, "bob@contoso.com"))
     stack.callback(stack.control.sign_in(url_a, ALICE))
     assert stack.app.users.get("1001").upn == ALICE
     assert stack.app.users.get("1002").upn == "bob@contoso.com"
 
 
-def test_multitenant_mode_accepts_a_user_from_another_tenant(make_stack):
-    stack = make_stack(single_tenant=False)
-    other = stack.control.add_tenant(name="Fabrikam")
+def test_multitenant_mode_accepts_a_user_from_an_allowed_tenant(make_stack):
+    other = str(uuid.uuid4())
+    stack = make_stack(single_tenant=False, extra={"OutlookAllowedTenantIDs": other})
+    stack.control.add_tenant(tenant_id=other, name="Fabrikam")
     stack.add_user("eve@fabrikam.com", tenant_id=other)
     page = stack.connect("1001", "eve@fabrikam.com")
     assert page.status_code == 200

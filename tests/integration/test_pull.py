@@ -146,7 +146,7 @@ def test_a_malformed_sync_job_goes_to_the_poison_queue_after_the_hosts_retries(a
 def test_no_token_code_secret_or_state_reaches_the_logs(stack, caplog):
     caplog.set_level(logging.DEBUG)
     stack.add_user(ALICE)
-    auth_url = stack.connect_url("1001").json()["auth_url"]
+    auth_url = stack.connect_url("1001", ALICE).json()["auth_url"]
     location = stack.control.sign_in(auth_url, ALICE)
     q = dict(p.split("=", 1) for p in location.split("?", 1)[1].split("&"))
     stack.callback(location)

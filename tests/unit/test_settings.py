@@ -32,9 +32,33 @@ def test_valid_settings_give_the_redirect_uri_and_single_tenant_authority():
 
 
 def test_multitenant_uses_the_organizations_authority_and_needs_no_tenant():
-    values = dict(GOOD, UseSAMLtenantIDForOutlook="false")
+    values = dict(GOOD, UseSAMLtenantIDForOutlook="false", OutlookAllowedTenantIDs=OTHER_TENANT)
     del values["SAMLTenantID"]
     assert parse_settings(values).authority.endswith("/organizations")
+
+
+OTHER_TENANT = "99999999-8888-7777-6666-555555555555"
+
+
+def test_multitenant_mode_without_a_tenant_allowlist_is_invalid():
+    """Issue 10: UseSAMLtenantIDForOutlook=false alone would let every organization in."""
+    problems = problems_of(dict(GOOD, UseSAMLtenantIDForOutlook="false"))
+    assert set(problems) == {"OutlookAllowedTenantIDs"} and "UseSAMLtenantIDForOutlook is false" in problems["OutlookAllowedTenantIDs"]
+    assert "not a tenant id" in problems_of(dict(GOOD, OutlookAllowedTenantIDs="contoso.com"))["OutlookAllowedTenantIDs"]
+
+
+def test_multitenant_mode_allows_only_the_listed_tenants_and_the_home_tenant():
+    s = parse_settings(dict(GOOD, UseSAMLtenantIDForOutlook="false", OutlookAllowedTenantIDs=f" {OTHER_TENANT.upper()} ;"))
+    assert s.tenant_allowed(OTHER_TENANT) and s.tenant_allowed(GOOD["SAMLTenantID"])
+    assert not s.tenant_allowed("12345678-1234-1234-1234-123456789012") and not s.tenant_allowed("")
+    single = parse_settings(dict(GOOD, OutlookAllowedTenantIDs=OTHER_TENANT))
+    assert single.tenant_allowed(GOOD["SAMLTenantID"]) and not single.tenant_allowed(OTHER_TENANT)
+
+
+def test_account_matching_is_on_by_default_and_can_be_relaxed():
+    assert parse_settings(GOOD).require_matching_account is True
+    assert parse_settings(dict(GOOD, RequireMatchingOutlookAccount="false")).require_matching_account is False
+    assert "true or false" in problems_of(dict(GOOD, RequireMatchingOutlookAccount="maybe"))["RequireMatchingOutlookAccount"]
 
 
 def test_sync_is_disabled_by_default():
