@@ -119,6 +119,12 @@ param samlTenantId string = ''
 @description('UseSAMLtenantIDForOutlook: true for a single-tenant app registration (sign-ins from any other tenant are refused); false for a multitenant one (authority "organizations").')
 param useSamlTenantIdForOutlook bool = true
 
+@description('OutlookAllowedTenantIDs: comma-separated Directory (tenant) IDs whose users may connect. Required when useSamlTenantIdForOutlook is false (multitenant): without it the app refuses to start and doctor fails. Ignored in single-tenant mode.')
+param outlookAllowedTenantIds string = ''
+
+@description('RequireMatchingOutlookAccount: true (default) makes connect refuse a Microsoft account other than the one Communifire expects (account-linking attack, RFC 9700 4.7). false only when Communifire emails differ from sign-in names; then pass the user\'s Entra object id (oid) to connect. doctor warns while it is false.')
+param requireMatchingOutlookAccount bool = true
+
 @description('EnableCalendarSync: "Enable calendar sync from 3rd party systems". false: connect is refused with a clear message and no sync runs. Turn on once the app registration and consent are done.')
 param enableCalendarSync bool = false
 
@@ -403,6 +409,8 @@ module functionApp 'app/function.bicep' = {
     outlookApiClientId: outlookApiClientId
     samlTenantId: empty(samlTenantId) ? tenant().tenantId : samlTenantId
     useSamlTenantIdForOutlook: useSamlTenantIdForOutlook
+    outlookAllowedTenantIds: outlookAllowedTenantIds
+    requireMatchingOutlookAccount: requireMatchingOutlookAccount
     enableCalendarSync: enableCalendarSync
     siteUrl: siteUrl
     syncSchedule: syncSchedule

@@ -79,6 +79,8 @@ param instanceMemoryMB int = 2048
 param outlookApiClientId string
 param samlTenantId string
 param useSamlTenantIdForOutlook bool
+param outlookAllowedTenantIds string
+param requireMatchingOutlookAccount bool
 param enableCalendarSync bool
 param siteUrl string
 param syncSchedule string
@@ -216,6 +218,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'UseSAMLtenantIDForOutlook'
           value: useSamlTenantIdForOutlook ? 'true' : 'false'
+        }
+        {
+          name: 'OutlookAllowedTenantIDs'
+          value: outlookAllowedTenantIds
+        }
+        {
+          name: 'RequireMatchingOutlookAccount'
+          value: requireMatchingOutlookAccount ? 'true' : 'false'
         }
         {
           name: 'EnableCalendarSync'

@@ -36,6 +36,8 @@ REQUIRED_APP_SETTINGS = {
     "OutlookApiClientSecret",
     "SAMLTenantID",
     "UseSAMLtenantIDForOutlook",
+    "OutlookAllowedTenantIDs",
+    "RequireMatchingOutlookAccount",
     "EnableCalendarSync",
     "SiteUrl",
     "TokenEncryptionKeyWrapped",
@@ -260,6 +262,7 @@ def test_booleans_are_written_as_lower_case_true_or_false() -> None:
     settings = app_settings()
     assert settings["UseSAMLtenantIDForOutlook"] == "useSamlTenantIdForOutlook ? 'true' : 'false'"
     assert settings["EnableCalendarSync"] == "enableCalendarSync ? 'true' : 'false'"
+    assert settings["RequireMatchingOutlookAccount"] == "requireMatchingOutlookAccount ? 'true' : 'false'"
 
 
 def test_redirect_uri_is_site_url_plus_the_callback_path() -> None:
