@@ -115,6 +115,20 @@ def test_authorize_without_login_hint_lists_the_tenants_users(server, ctl, tenan
     assert "login_hint=" in r.text
 
 
+def test_login_hint_only_prefills_someone_else_can_sign_in_on_the_link(server, ctl, tenant, msal_env):
+    """As on Entra ID: a link made for Alice (login_hint) signed in by Mallory gives a code
+    for Mallory; only the app's check of the id token can refuse it (RFC 9700 4.7)."""
+    alice, mallory = tenant.user("alice"), tenant.user("mallory")
+    app = _app(server, f"{server.url}/{tenant.id}")
+    flow = app.initiate_auth_code_flow(SCOPES, redirect_uri=REDIRECT, login_hint=alice["upn"])
+    assert _query(flow["auth_uri"])["login_hint"] == alice["upn"]
+    result = app.acquire_token_by_auth_code_flow(flow, _query(ctl.sign_in(flow["auth_uri"], mallory["upn"])))
+    assert result["id_token_claims"]["oid"] == mallory["id"]
+    assert result["id_token_claims"]["preferred_username"] == mallory["upn"]
+    plain = requests.get(flow["auth_uri"], verify=server.ca_bundle, allow_redirects=False)  # no typing: the hint
+    assert plain.status_code == 302 and "code=" in plain.headers["Location"]
+
+
 def test_consent_denied_redirects_with_access_denied(server, ctl, tenant):
     alice = tenant.user("alice")
     ctl.set_consent_denied(alice["upn"])

@@ -177,3 +177,34 @@ def test_no_secret_reaches_the_refusal_pages(stack):
     q = query(location)
     assert q["code"] not in page and q["state"] not in page and not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.", page)
     assert str(uuid.UUID(stack.tenant_id)) not in page
+
+
+def _doctor(stack, monkeypatch, tmp_path, capsys, **changes):
+    import json
+
+    from core.cli.main import main
+
+    monkeypatch.setenv("OUTLOOK_SYNC_SETTINGS_FILE", str(tmp_path / "absent.json"))
+    for key, value in {**stack.environ, **changes}.items():
+        monkeypatch.setenv(key, value)
+    code = main(["doctor", "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_doctor_fails_in_multitenant_mode_without_a_tenant_allowlist(stack, monkeypatch, tmp_path, capsys):
+    code, doc = _doctor(stack, monkeypatch, tmp_path, capsys, UseSAMLtenantIDForOutlook="false")
+    problems = {s["name"]: s["problem"] for s in doc["settings"] if s["problem"]}
+    assert code == 1 and set(problems) == {"OutlookAllowedTenantIDs"}
+    code, doc = _doctor(stack, monkeypatch, tmp_path, capsys, UseSAMLtenantIDForOutlook="false",
+                        OutlookAllowedTenantIDs=stack.tenant_id)
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert code == 0 and checks["tenant allowlist"]["ok"] is True
+
+
+def test_doctor_warns_while_account_matching_is_relaxed(stack, monkeypatch, tmp_path, capsys):
+    code, doc = _doctor(stack, monkeypatch, tmp_path, capsys)
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert code == 0 and checks["account matching"]["warning"] is False
+    code, doc = _doctor(stack, monkeypatch, tmp_path, capsys, RequireMatchingOutlookAccount="false")
+    relaxed = {c["name"]: c for c in doc["checks"]}["account matching"]
+    assert code == 0 and relaxed["warning"] is True and "someone else" in relaxed["detail"]

@@ -49,15 +49,27 @@ def test_a_series_master_from_a_real_response_has_its_normalised_recurrence_and_
     assert item.last_modified == datetime(2017, 10, 7, 4, 59, 13, 813642, tzinfo=UTC)  # 7 digits truncated
 
 
-def test_a_single_instance_keeps_its_html_body_and_identity():
+def test_a_single_instance_keeps_the_text_of_its_html_body_and_its_identity():
     item = parse_item(load("event_single_instance_symplicity.json"))
     assert item.type == "singleInstance"
     assert item.original_start is None and item.series_master_id is None
     assert "Testing Reader Interface" in item.body
-    assert "\r" not in item.body
+    assert "\r" not in item.body and "<" not in item.body  # an HTML body that still arrives: its text only (issue 10)
     assert item.ical_uid == "foo_uid"
     assert item.change_key == "FVL/lW3rKQAACGSF4A=="
     assert item.location == "Sikkim"
+
+
+def test_an_html_body_that_still_arrives_is_reduced_to_its_visible_text_nothing_active():
+    """Issue 10: bodies are read as text (Prefer); an HTML one is a fallback, never stored as is."""
+    raw = dict(load("event_single_instance_symplicity.json"))
+    raw["body"] = {"contentType": "html", "content": (
+        "<html><head><style>p{}</style><script>var a=1</script></head><body><p>Agenda &amp; notes</p>"
+        "<script>alert(document.cookie)</script><img src=x onerror=\"alert(1)\"><div onclick=\"x()\">Room 4<br>"
+        "2nd floor</div><a href=\"javascript:alert(2)\">minutes</a> &lt;b&gt;</body></html>")}
+    assert parse_item(raw).body == "Agenda & notes\nRoom 4\n2nd floor\nminutes <b>"
+    raw["body"] = {"contentType": "text", "content": "Bus at 8:00\r\nBring <boots>"}
+    assert parse_item(raw).body == "Bus at 8:00\nBring <boots>"  # text stays text, as typed
 
 
 def test_a_bare_delta_occurrence_row_parses_and_is_marked_bare():
