@@ -125,7 +125,7 @@ def test_keygen_prints_a_valid_key_and_rotate_key_reseals_caches(env, capsys, mo
     rotated = dict(env.environ, TokenEncryptionKey=f"{key.strip()},{env.environ['TokenEncryptionKey']}")
     set_app(App(parse_settings(rotated)))
     code, out, _ = run(capsys, "rotate-key")
-    assert code == EXIT_OK and "re-encrypted 1 token cache" in out
+    assert code == EXIT_OK and "re-sealed 1 token cache(s) with key 'k2'" in out
     row = next(iter(env.app.storage.table("Users").list_entities()))
     assert row["TokenCache0"].startswith("v1.k2.")
 
