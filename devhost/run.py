@@ -109,9 +109,9 @@ def banner(stack: Any, azurite: Azurite, connected: str, run_dir: Path = RUN_DIR
         f"  .venv/bin/outlook-sync {local} users",
         f"  .venv/bin/outlook-sync --env-file {env_file} calendar --user 1001",
         f"  set -a; . {env_file}; set +a; .venv/bin/outlook-sync doctor",
-        "Connect another Communifire user (open in a browser; the emulator's page lists the mailboxes,",
-        "and its certificate is its own: accept it, or trust the CA certificate above):",
-        f"  {url}/oauth2/outlook/connect?user=1002&redirect=1&code={key}",
+        "Connect another Communifire user (open in a browser; upn is the account the link is bound to;",
+        "the emulator's certificate is its own: accept it, or trust the CA certificate above):",
+        f"  {url}/oauth2/outlook/connect?user=1002&upn={MAILBOXES[1][0]}&redirect=1&code={key}",
         "",
         "Ctrl-C stops everything.",
     ]

@@ -194,7 +194,7 @@ def _doctor(stack, monkeypatch, tmp_path, capsys, **changes):
 def test_doctor_fails_in_multitenant_mode_without_a_tenant_allowlist(stack, monkeypatch, tmp_path, capsys):
     code, doc = _doctor(stack, monkeypatch, tmp_path, capsys, UseSAMLtenantIDForOutlook="false")
     problems = {s["name"]: s["problem"] for s in doc["settings"] if s["problem"]}
-    assert code == 1 and set(problems) == {"OutlookAllowedTenantIDs"}
+    assert code == 2 and set(problems) == {"OutlookAllowedTenantIDs"}  # exit 2: a setting is missing
     code, doc = _doctor(stack, monkeypatch, tmp_path, capsys, UseSAMLtenantIDForOutlook="false",
                         OutlookAllowedTenantIDs=stack.tenant_id)
     checks = {c["name"]: c for c in doc["checks"]}
