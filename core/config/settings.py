@@ -128,6 +128,8 @@ class Settings:
     key_vault_key: str = ""
     #: (logical name, real queue name) for each of QUEUE_SETTINGS.
     queues: tuple[tuple[str, str], ...] = tuple((name, name) for name in QUEUE_SETTINGS)
+    allowed_tenants: frozenset[str] = frozenset()
+    require_matching_account: bool = True
 
     def queue_name(self, logical: str) -> str:
         """The real name of a queue (or of its ``-poison`` twin) from its logical name.
@@ -141,8 +143,6 @@ class Settings:
             if name == base:
                 return real + poison
         return logical
-    allowed_tenants: frozenset[str] = frozenset()
-    require_matching_account: bool = True
 
     @property
     def redirect_uri(self) -> str:

@@ -67,7 +67,7 @@ def test_an_html_body_that_still_arrives_is_reduced_to_its_visible_text_nothing_
         "<html><head><style>p{}</style><script>var a=1</script></head><body><p>Agenda &amp; notes</p>"
         "<script>alert(document.cookie)</script><img src=x onerror=\"alert(1)\"><div onclick=\"x()\">Room 4<br>"
         "2nd floor</div><a href=\"javascript:alert(2)\">minutes</a> &lt;b&gt;</body></html>")}
-    assert parse_item(raw).body == "Agenda & notes\nRoom 4\n2nd floor\nminutes <b>"
+    assert parse_item(raw).body == "Agenda & notes\n\nRoom 4\n2nd floor\nminutes <b>"  # core/plan/bodies.py
     raw["body"] = {"contentType": "text", "content": "Bus at 8:00\r\nBring <boots>"}
     assert parse_item(raw).body == "Bus at 8:00\nBring <boots>"  # text stays text, as typed
 
