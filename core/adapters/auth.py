@@ -34,6 +34,8 @@ from core.adapters.users import CONNECTED, NEEDS_RECONNECT, UserRecord, UserStor
 from core.plan.connect import REFUSE, REPLACE, SAME_MAILBOX, ExpectedAccount, check_account, reconnect_decision
 
 log = logging.getLogger(__name__)
+#: No expected account (RequireMatchingOutlookAccount=false and nothing passed).
+ANYONE = ExpectedAccount()
 
 FLOW_LIFETIME = timedelta(minutes=10)
 _FLOW_PK = "flow"
@@ -189,7 +191,7 @@ class PendingFlow:
     user_id: str
     flow: dict[str, Any]
     expires_at: datetime
-    expected: ExpectedAccount = ExpectedAccount()
+    expected: ExpectedAccount = ANYONE
     return_url: str = ""
     replace: bool = False
 
@@ -201,7 +203,7 @@ class FlowStore:
         self._table = storage.table("AuthFlows")
         self._sealer = sealer
 
-    def put(self, user_id: str, flow: Mapping[str, Any], expires_at: datetime, expected: ExpectedAccount = ExpectedAccount(),
+    def put(self, user_id: str, flow: Mapping[str, Any], expires_at: datetime, expected: ExpectedAccount = ANYONE,
             return_url: str = "", replace: bool = False) -> None:
         state = flow["state"]
         data = {"user_id": user_id, "flow": dict(flow), "expected": expected.to_json(), "return_url": return_url,
@@ -267,7 +269,7 @@ def ensure_enabled(settings: Settings) -> None:
 
 
 def start_connect(settings: Settings, flows: FlowStore, make_app: MsalFactory, user_id: str, now: datetime,
-                  expected: ExpectedAccount = ExpectedAccount(), return_url: str = "", replace: bool = False) -> str:
+                  expected: ExpectedAccount = ANYONE, return_url: str = "", replace: bool = False) -> str:
     """Begin the auth-code flow for a Communifire user; returns the sign-in URL.
 
     The flow is bound to the account the backend expects (issue 10): the sign-in page is
