@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from . import recurrence as rec_mod
-from .timeutil import (UTC, TimeZoneError, fmt_dtz, localize, parse_dtz, resolve_tz)
+from .timeutil import (UTC, TimeZoneError, fmt_dtz, gap_shift, localize, parse_dtz, resolve_tz)
 from .web import GraphError
 
 ID_PREFIX = "AAMkAG"
@@ -383,6 +383,22 @@ class Store:
                                  "'microsoft.graph.event'. Make sure to only use property names "
                                  "that are defined by the type or mark the type as open type.")
 
+    @classmethod
+    def _parse_span(cls, body: dict, start: _dt.datetime, end: _dt.datetime
+                    ) -> tuple[_dt.datetime, _dt.datetime]:
+        """``start``/``end`` as parsed, with an event whose start falls in a DST gap moved
+        forward as a whole: the start moves by the gap (RFC 5545 3.3.5, 02:00 on the
+        America/Los_Angeles spring-forward night is 03:00 PDT) and the end moves with it, so the
+        event keeps its wall-clock length (02:00-03:00 becomes 03:00-04:00 PDT, never 0 minutes
+        or ending before it starts)."""
+        if "start" not in body or "end" not in body:
+            return start, end
+        try:
+            moved = gap_shift(body["start"]) - gap_shift(body["end"])
+        except (TimeZoneError, ValueError, TypeError):
+            return start, end
+        return (start, end + moved) if moved > _dt.timedelta(0) else (start, end)
+
     @staticmethod
     def _parse_time(body: dict, key: str) -> tuple[_dt.datetime, str]:
         try:
@@ -510,6 +526,7 @@ class Store:
                              "At least one property failed validation. start and end are required.")
         start, start_tz = self._parse_time(body, "start")
         end, end_tz = self._parse_time(body, "end")
+        start, end = self._parse_span(body, start, end)
         props = self._default_props(mb)
         self._apply(props, body)
         props["transactionId"] = tx
@@ -539,6 +556,7 @@ class Store:
         start, start_tz = (self._parse_time(body, "start") if "start" in body
                            else (item.start, item.start_tz))
         end, end_tz = (self._parse_time(body, "end") if "end" in body else (item.end, item.end_tz))
+        start, end = self._parse_span(body, start, end)
         new_rec = item.recurrence
         if "recurrence" in body:
             if body["recurrence"] is None:
@@ -594,6 +612,7 @@ class Store:
         start, start_tz = (self._parse_time(body, "start") if "start" in body
                            else (exc.start, exc.start_tz))
         end, end_tz = (self._parse_time(body, "end") if "end" in body else (exc.end, exc.end_tz))
+        start, end = self._parse_span(body, start, end)
         self._check_times(start, end, bool(body.get("isAllDay", exc.props.get("isAllDay"))),
                           start_tz)
         if start != exc.start or end != exc.end:

@@ -111,6 +111,21 @@ def localize(naive: _dt.datetime, tz: _dt.tzinfo) -> _dt.datetime:
     return aware
 
 
+def gap_shift(obj: object) -> _dt.timedelta:
+    """How far a ``dateTimeTimeZone`` wall-clock time moves because it falls in a DST gap.
+
+    Zero for a time that exists (or carries its own offset); one gap's length (usually an
+    hour) for a time the clocks skip, which ``localize`` moves forward (RFC 5545 3.3.5).
+    """
+    if not isinstance(obj, dict) or "dateTime" not in obj:
+        return _dt.timedelta(0)
+    tz = resolve_tz(obj.get("timeZone") or "UTC")
+    naive, off = _parse(str(obj["dateTime"]))
+    if off is not None:
+        return _dt.timedelta(0)
+    return localize(naive, tz).replace(tzinfo=None) - naive
+
+
 def parse_query_instant(value: str) -> _dt.datetime:
     """A query-string instant (``startDateTime``): its own offset, or UTC when none."""
     naive, tz = _parse(value)

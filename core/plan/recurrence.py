@@ -20,8 +20,11 @@ Semantics (the emulator's instances must agree with these):
   of the series start is kept on every date, so 09:00 Europe/London is 09:00 GMT in
   winter and 09:00 BST in summer. A wall-clock time that does not exist on a date (DST
   gap) is read with the offset in force before the gap (01:30 on the spring-forward
-  night in London becomes 02:30 BST); an ambiguous one (DST fold) takes its first,
-  earlier instant.
+  night in London becomes 02:30 BST, RFC 5545 3.3.5), and such an occurrence moves as a
+  whole: it ends ``duration`` after its moved start. A series whose own start is in a gap
+  starts at the moved instant and keeps that wall-clock time (a daily 02:00 series first
+  on the America/Los_Angeles spring-forward night is a 03:00 series, as Graph returns its
+  master's start). An ambiguous time (DST fold) takes its first, earlier instant.
 - An all-day series is a series of dates: each occurrence starts at midnight local in
   the series zone (Graph's ``originalStart`` for all-day occurrences is that instant in
   UTC).
@@ -508,7 +511,12 @@ def _anchor(rec: Recurrence, first_start: datetime, is_all_day: bool) -> tuple[Z
     """The series zone and wall-clock start time, checking first_start against startDate."""
     _require_aware(first_start, "first_start")
     zone = series_zone(rec, first_start)
-    local = first_start.astimezone(zone)
+    # Through UTC, so a wall-clock time the clocks skip (an aware datetime in ``zone`` that
+    # does not exist, e.g. 02:00 on the America/Los_Angeles spring-forward night) becomes
+    # the instant Exchange stores and returns, 03:00 PDT (RFC 5545 3.3.5: moved forward by
+    # the gap), and the series keeps that wall-clock time on every date, as Graph's master
+    # start says. (``astimezone`` to the datetime's own zone would keep 02:00 as is.)
+    local = first_start.astimezone(UTC).astimezone(zone)
     candidates = {local.date()}
     if is_all_day:
         # Graph returns all-day starts as midnight in whatever zone was asked for, so
@@ -607,11 +615,15 @@ def _occurrence_end(local: datetime, start: datetime, duration: timedelta,
                     zone: ZoneInfo, is_all_day: bool = False) -> datetime:
     if is_all_day:
         return occurrence_end(start, duration, zone, is_all_day=True)
+    if start.astimezone(zone).replace(tzinfo=None) != local:
+        # The start fell in a DST gap and moved forward by it (RFC 5545 3.3.5): the whole
+        # occurrence moves, so it keeps its length (02:30-03:30 on the America/Los_Angeles
+        # spring-forward night is 03:30-04:30 PDT), as the emulator's instances do.
+        return start + duration
     try:
         end = _localize(local + duration, zone)
     except OverflowError:
         return start + duration
-    # A start pushed forward by a DST gap must not end before it starts.
     return end if end >= start else start + duration
 
 

@@ -198,3 +198,26 @@ def test_a_time_in_the_spring_forward_gap_moves_forward_by_the_gap():
     got = localize(_dt.datetime(2027, 3, 28, 1, 0), ZoneInfo("Europe/London"))
     assert got.astimezone(_dt.timezone.utc) == _dt.datetime(2027, 3, 28, 1, 0, tzinfo=_dt.timezone.utc)
     assert (got.hour, got.utcoffset()) == (2, _dt.timedelta(hours=1))
+
+
+def test_a_series_starting_in_the_spring_forward_gap_moves_forward_whole(alice):
+    """RFC 5545 3.3.5: 02:30 on the night America/Los_Angeles skips 02:00-03:00 is 03:30 PDT.
+    The event moves as a whole (its end by the same hour, so 02:30-03:00 is 03:30-04:00, not
+    refused as ending before it starts), the series keeps the moved wall-clock time, and an
+    occurrence of another series that lands in the gap moves forward keeping its length."""
+    _, g = alice
+    m = _series(g, {"type": "daily", "interval": 1},
+                {"type": "numbered", "startDate": "2027-03-14", "numberOfOccurrences": 2},
+                start="2027-03-14T02:30:00", end="2027-03-14T03:00:00", tz="Pacific Standard Time")
+    assert (m["start"]["dateTime"][:16], m["end"]["dateTime"][:16]) == ("2027-03-14T03:30", "2027-03-14T04:00")
+    rows = g.all_pages(f"/me/events/{m['id']}/instances?startDateTime=2027-03-01T00:00:00Z"
+                       "&endDateTime=2027-04-01T00:00:00Z")
+    assert sorted((r["start"]["dateTime"][:16], r["end"]["dateTime"][:16]) for r in rows) == [  # UTC
+        ("2027-03-14T10:30", "2027-03-14T11:00"), ("2027-03-15T10:30", "2027-03-15T11:00")]
+    later = _series(g, {"type": "daily", "interval": 1},
+                    {"type": "endDate", "startDate": "2027-03-13", "endDate": "2027-03-14"},
+                    start="2027-03-13T02:30:00", end="2027-03-13T03:30:00", tz="America/Los_Angeles")
+    rows = g.all_pages(f"/me/events/{later['id']}/instances?startDateTime=2027-03-14T00:00:00Z"
+                       "&endDateTime=2027-03-15T00:00:00Z")
+    assert [(r["start"]["dateTime"][:16], r["end"]["dateTime"][:16], r["start"]["timeZone"]) for r in rows] == [
+        ("2027-03-14T10:30", "2027-03-14T11:30", "UTC")]

@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 import requests
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from core.plan.recurrence import expand, parse_recurrence
@@ -85,6 +85,16 @@ def _local(day: date, at: time) -> str:
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(recurrences())
+# Regressions (DST gap, RFC 5545 3.3.5: a skipped wall-clock time moves forward by the gap):
+# a daily series whose first occurrence is 02:00 on the America/Los_Angeles spring-forward
+# night (found by this property); a series whose later occurrence falls in the gap; and an
+# endDate range ending at the occurrence that starts in the gap.
+@example((dict(type="daily", interval=1), dict(type="noEnd", startDate="2027-03-14"),
+          "Pacific Standard Time", date(2027, 3, 14), time(2, 0), 60))
+@example((dict(type="daily", interval=1), dict(type="numbered", startDate="2027-03-12", numberOfOccurrences=5),
+          "America/Los_Angeles", date(2027, 3, 12), time(2, 30), 60))
+@example((dict(type="daily", interval=1), dict(type="endDate", startDate="2027-03-10", endDate="2027-03-14"),
+          "Pacific Standard Time", date(2027, 3, 10), time(2, 30), 30))
 def test_expansion_agrees_with_the_emulators_instances(graph, spec):
     em, control, session = graph
     pattern, rng, zone, start_day, at, minutes = spec

@@ -23,6 +23,7 @@ from core.plan.recurrence import (
     first_occurrence,
     last_occurrence,
     occurrence_dates,
+    occurrence_end,
     occurrence_id_date,
     occurrence_id_for,
     occurrence_start_on,
@@ -447,6 +448,54 @@ def test_wall_clock_time_in_a_dst_gap_moves_forward_by_the_gap() -> None:
     starts = everything(r, datetime(2026, 3, 28, 1, 30, tzinfo=LONDON), timedelta(minutes=30))
     # 01:30 does not exist on 29 March: it is read as 02:30 BST (01:30 UTC).
     assert starts == (utc(2026, 3, 28, 1, 30), utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 0, 30))
+
+
+# RFC 5545 3.3.5 (and the emulator, GRAPH.md has no recorded counter-example): a wall-clock
+# time the clocks skip is read with the offset before the gap, i.e. moved forward by the
+# gap's length. America/Los_Angeles skips 02:00-03:00 on 14 March 2027.
+def test_series_whose_own_start_is_in_the_dst_gap_starts_and_stays_at_the_moved_time() -> None:
+    """Found by the emulator property: daily from 02:00 PST on 14 March 2027 (no such time)."""
+    r = rec({"type": "daily", "interval": 1},
+            {"type": "numbered", "startDate": "2027-03-14", "numberOfOccurrences": 3,
+             "recurrenceTimeZone": "Pacific Standard Time"})
+    in_gap = datetime(2027, 3, 14, 2, 0, tzinfo=PACIFIC)  # aware, but does not exist
+    starts = everything(r, in_gap)
+    # 02:00 is 03:00 PDT (10:00 UTC), the instant Graph returns as the master's start; the
+    # series keeps that wall-clock time, so it expands exactly as from the real instant.
+    assert starts == everything(r, utc(2027, 3, 14, 10)) == everything(r, datetime(2027, 3, 14, 3, tzinfo=PACIFIC))
+    assert local_starts(starts, PACIFIC) == ["2027-03-14 03:00", "2027-03-15 03:00", "2027-03-16 03:00"]
+    assert first_occurrence(r, in_gap) == utc(2027, 3, 14, 10)
+    assert last_occurrence(r, in_gap) == utc(2027, 3, 16, 10)
+
+
+def test_an_occurrence_starting_in_the_dst_gap_moves_whole_and_keeps_its_length() -> None:
+    """Daily 02:30-03:30 Pacific: on 14 March it is 03:30-04:30 PDT (10:30-11:30 UTC), as the
+    emulator's instance is, not the zero-length 03:30-03:30 the wall-clock end would give."""
+    r = rec({"type": "daily", "interval": 1},
+            {"type": "endDate", "startDate": "2027-03-12", "endDate": "2027-03-14",
+             "recurrenceTimeZone": "Pacific Standard Time"})
+    first = datetime(2027, 3, 12, 2, 30, tzinfo=PACIFIC)
+    assert everything(r, first) == (utc(2027, 3, 12, 10, 30), utc(2027, 3, 13, 10, 30), utc(2027, 3, 14, 10, 30))
+    # a window that starts after the moved start but before its end still touches it
+    assert expand(r, first, HOUR, utc(2027, 3, 14, 11), utc(2027, 3, 20)) == (utc(2027, 3, 14, 10, 30),)
+    # boundary-inclusive at the end (GRAPH.md section 1), nothing after it
+    assert expand(r, first, HOUR, utc(2027, 3, 14, 11, 30), utc(2027, 3, 20)) == (utc(2027, 3, 14, 10, 30),)
+    assert expand(r, first, HOUR, utc(2027, 3, 14, 11, 31), utc(2027, 3, 20)) == ()
+    assert occurrence_end(utc(2027, 3, 14, 10, 30), HOUR, PACIFIC) == utc(2027, 3, 14, 11, 30)
+
+
+def test_a_range_ending_at_the_occurrence_in_the_dst_gap() -> None:
+    """An endDate range whose last date is the gap day ends at the moved occurrence; a window
+    ending exactly at its moved start includes it, one ending at the skipped time does not."""
+    r = rec({"type": "daily", "interval": 1},
+            {"type": "endDate", "startDate": "2027-03-10", "endDate": "2027-03-14",
+             "recurrenceTimeZone": "America/Los_Angeles"})
+    first = datetime(2027, 3, 10, 2, 30, tzinfo=PACIFIC)
+    assert last_occurrence(r, first) == utc(2027, 3, 14, 10, 30)  # 03:30 PDT
+    window_start = utc(2027, 3, 14)
+    assert expand(r, first, timedelta(minutes=30), window_start, utc(2027, 3, 14, 10, 30)) == (utc(2027, 3, 14, 10, 30),)
+    # a window ending a minute before the moved start (10:29 UTC) does not reach it
+    assert expand(r, first, timedelta(minutes=30), window_start, utc(2027, 3, 14, 10, 29)) == ()
 
 
 def test_ambiguous_wall_clock_time_takes_its_first_instant() -> None:
