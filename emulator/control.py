@@ -88,6 +88,10 @@ class EmulatorControl:
     def set_mailbox_enabled(self, upn: str, enabled: bool = True) -> None:
         self._call("POST", f"users/{self._u(upn)}/mailbox_enabled", {"enabled": enabled})
 
+    def set_webhooks_supported(self, upn: str, supported: bool = True) -> None:
+        """False: creating a subscription on this mailbox fails with ``ExtensionError`` (backend 'Unknown')."""
+        self._call("POST", f"users/{self._u(upn)}/webhooks_supported", {"supported": supported})
+
     def expire_access_tokens(self, upn: str | None = None) -> None:
         self._call("POST", "expire_access_tokens", {"upn": upn})
 
@@ -216,9 +220,11 @@ class EmulatorControl:
         return self._call("GET", "subscriptions")
 
     def configure_subscriptions(self, allow_http: bool | None = None, max_minutes: int | None = None,
-                                verify=None) -> None:
+                                verify=None, delivery_timeout: float | None = None,
+                                retry_delays: list[float] | None = None) -> None:
         body = {k: v for k, v in (("allow_http", allow_http), ("max_minutes", max_minutes),
-                                  ("verify", verify)) if v is not None}
+                                  ("verify", verify), ("delivery_timeout", delivery_timeout),
+                                  ("retry_delays", retry_delays)) if v is not None}
         self._call("POST", "subscriptions/config", body)
 
     def send_lifecycle(self, subscription_id: str, event: str) -> None:

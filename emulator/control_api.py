@@ -80,6 +80,8 @@ def _handle(state, req: Request) -> Response:
                 u.consent_denied = bool(body.get("denied", True))
             elif action == "mailbox_enabled":
                 u.mailbox_enabled = bool(body.get("enabled", True))
+            elif action == "webhooks_supported":
+                u.webhooks_supported = bool(body.get("supported", True))
             else:
                 raise ControlError(404, f"unknown user action {action}")
             return ok
@@ -154,6 +156,10 @@ def _handle(state, req: Request) -> Response:
                 subs.max_minutes = int(body["max_minutes"])
             if "verify" in body:
                 subs.verify = body["verify"]
+            if "delivery_timeout" in body:
+                subs.delivery_timeout = float(body["delivery_timeout"])
+            if "retry_delays" in body:
+                subs.retry_delays = tuple(float(x) for x in body["retry_delays"])
             return ok
         if len(seg) == 3 and seg[0] == "subscriptions" and seg[2] == "lifecycle" and m == "POST":
             try:

@@ -693,6 +693,11 @@ def _subscriptions(state, req: Request, claims: dict, rest: list[str]) -> Respon
                     raise GraphError(404, "ExtensionError",
                                      "Operation: Create; Exception: [Status Code: NotFound; Reason: "
                                      "REST API is not yet supported for this mailbox.]")
+                if mb_user is not None and not mb_user.webhooks_supported:
+                    # a hybrid / on-premises mailbox: calendar REST works, webhooks do not
+                    raise GraphError(400, "ExtensionError",
+                                     "Operation: Create; Exception: [Status Code: BadRequest; Reason: "
+                                     f"Mailbox '{mb_user.id}' is currently on backend 'Unknown'.]")
             subs.validate_endpoint(sub.notification_url)  # outside the lock
             if sub.lifecycle_url:
                 subs.validate_endpoint(sub.lifecycle_url)
@@ -702,8 +707,10 @@ def _subscriptions(state, req: Request, claims: dict, rest: list[str]) -> Respon
         if m == "GET":
             with state.lock:
                 now = state.clock.now()
+                # delegated: the app's subscriptions made for the signed-in user only
                 vals = [s.public(req.base_url) for s in subs.subs.values()
-                        if s.app_id == claims.get("appid") and s.expiration > now]
+                        if s.app_id == claims.get("appid") and s.expiration > now
+                        and ("scp" not in claims or s.creator == claims.get("oid"))]
             for v in vals:
                 v.pop("@odata.context", None)
             return json_response(200, {"@odata.context": f"{req.base_url}/v1.0/$metadata#subscriptions",

@@ -59,6 +59,7 @@ class User:
     rt_generation: int = 0          # bumped by revoke_consent: older refresh tokens die
     consent_denied: bool = False
     mailbox_enabled: bool = True
+    webhooks_supported: bool = True  # False: a hybrid/on-premises mailbox (REST works, no webhooks)
     at_generation: int = 0          # bumped by expire_access_tokens: older access tokens die
     wrong_tenant_next: int = 0
 

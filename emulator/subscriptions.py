@@ -6,13 +6,22 @@ notification and lifecycle bodies to subscribers from a background thread (never
 holding the emulator lock). Every delivery attempt is kept for tests to read.
 Creating an event notifies ``created`` and ``updated`` (as Exchange does); removing an
 occurrence notifies only an ``updated`` of the master.
+
+As strict as Graph (GRAPH.md section 7): https URLs only (``allow_http`` admits plain
+http for loopback receivers only, for local stacks); the handshake needs 200, a
+``text/plain`` content type and the URL-decoded token within 10 s; a notification POST
+must be answered 2xx within 3 s (a slower answer is a failure, and above 2,900 ms it is
+marked ``slow``); a failed delivery is retried (Graph retries for up to 4 hours; here
+``retry_delays``, compressed); several notifications queued for one URL go in one POST.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import ipaddress
 import queue
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -23,6 +32,15 @@ from .timeutil import fmt_ts, parse_query_instant
 from .web import GraphError
 
 CHANGE_TYPES = {"created", "updated", "deleted"}
+
+
+def _loopback(host: str | None) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -63,6 +81,10 @@ class Subscriptions:
     allow_http: bool = False
     verify: object = False
     validation_timeout: float = 10.0
+    delivery_timeout: float = 3.0
+    slow_ms: float = 2900.0
+    retry_delays: tuple = (1.0, 2.0, 4.0)
+    max_batch: int = 100
 
     def __post_init__(self) -> None:
         self._q: queue.Queue = queue.Queue()
@@ -88,27 +110,59 @@ class Subscriptions:
         done.wait(timeout)
 
     def _run(self) -> None:
+        pending: list = []
         while not self._stop.is_set():
-            job = self._q.get()
+            job = pending.pop(0) if pending else self._q.get()
             if job is None:
                 return
             if isinstance(job, threading.Event):
                 job.set()
                 continue
-            url, body, kind, sub_id = job
-            self._post(url, body, kind, sub_id)
+            url, body, kind, sub_id, attempt = job
+            if kind == "notification" and attempt == 0:
+                body, sub_id, held = self._coalesce(url, body, sub_id)
+                pending.extend(held)  # a job for another URL, a drain marker or the stop
+            self._post(url, body, kind, sub_id, attempt)
 
-    def _post(self, url: str, body: dict, kind: str, sub_id: str) -> None:
+    def _coalesce(self, url: str, body: dict, sub_id: str) -> tuple[dict, str, list]:
+        """Graph puts several notifications (even of different subscriptions) in one POST."""
+        values = list(body["value"])
+        held: list = []
+        while len(values) < self.max_batch:
+            try:
+                nxt = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(nxt, tuple) and nxt[0] == url and nxt[2] == "notification" and nxt[4] == 0:
+                values.extend(nxt[1]["value"])
+            else:
+                held.append(nxt)  # keep the order: stop at the first job of another kind
+                break
+        ids = sorted({v["subscriptionId"] for v in values})
+        return {"value": values}, (sub_id if len(ids) == 1 else ",".join(ids)), held
+
+    def _post(self, url: str, body: dict, kind: str, sub_id: str, attempt: int = 0) -> None:
         entry = {"time": fmt_ts(self.clock.now()), "kind": kind, "subscriptionId": sub_id,
-                 "url": url, "body": body}
+                 "url": url, "body": body, "attempt": attempt}
+        started = time.monotonic()
+        ok = False
         try:
-            r = requests.post(url, json=body, timeout=10, verify=self.verify)
+            r = requests.post(url, json=body, timeout=self.delivery_timeout, verify=self.verify)
             entry["status"] = r.status_code
+            ok = 200 <= r.status_code < 300
         except requests.RequestException as exc:
             entry["status"] = None
             entry["error"] = type(exc).__name__
+        elapsed = (time.monotonic() - started) * 1000.0
+        entry["elapsed_ms"] = round(elapsed, 1)
+        entry["slow"] = elapsed > self.slow_ms
         with self._log_lock:
             self.deliveries.append(entry)
+        if not ok and attempt < len(self.retry_delays) and not self._stop.is_set():
+            retry = threading.Timer(self.retry_delays[attempt], self._q.put,
+                                    args=((url, body, kind, sub_id, attempt + 1),))
+            retry.daemon = True
+            retry.start()
 
     # -- resource ------------------------------------------------------------------
     def _resolve_resource(self, resource: str, claims: dict) -> str:
@@ -155,8 +209,9 @@ class Subscriptions:
     def _check_url(self, url: object, name: str) -> str:
         if not isinstance(url, str) or not url:
             raise GraphError(400, "InvalidRequest", f"{name} is required.")
-        scheme = urlsplit(url).scheme.lower()
-        if scheme != "https" and not (self.allow_http and scheme == "http"):
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme != "https" and not (self.allow_http and scheme == "http" and _loopback(parts.hostname)):
             raise GraphError(400, "InvalidRequest",
                              f"The {name} must be an https URL.")
         return url
@@ -172,7 +227,8 @@ class Subscriptions:
                               headers={"Content-Type": "text/plain; charset=utf-8"},
                               timeout=self.validation_timeout, verify=self.verify)
             entry["status"] = r.status_code
-            ok = r.status_code == 200 and r.text == token
+            ctype = r.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            ok = r.status_code == 200 and ctype == "text/plain" and r.text == token
         except requests.RequestException as exc:
             entry["status"] = None
             entry["error"] = type(exc).__name__
@@ -239,7 +295,7 @@ class Subscriptions:
                 "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": res,
                                  "@odata.etag": f'W/"{change_key}"', "id": item_id},
                 "clientState": s.client_state, "tenantId": s.tenant}]}
-            self._q.put((s.notification_url, body, "notification", s.id))
+            self._q.put((s.notification_url, body, "notification", s.id, 0))
 
     def lifecycle(self, sub_id: str, event: str) -> None:
         s = self.subs.get(sub_id)
@@ -253,7 +309,7 @@ class Subscriptions:
                            "lifecycleEvent": event}]}
         if event == "subscriptionRemoved":
             del self.subs[sub_id]
-        self._q.put((s.lifecycle_url or s.notification_url, body, "lifecycle", s.id))
+        self._q.put((s.lifecycle_url or s.notification_url, body, "lifecycle", s.id, 0))
 
     def log(self) -> list[dict]:
         with self._log_lock:
