@@ -10,6 +10,7 @@ from core.app.bootstrap import configure_telemetry
 configure_telemetry()
 
 from functions.instance_writer import bp as instance_writer  # noqa: E402
+from functions.notifications import bp as notifications  # noqa: E402
 from functions.oauth_callback import bp as oauth_callback  # noqa: E402
 from functions.sync_timer import bp as sync_timer  # noqa: E402
 
@@ -17,3 +18,4 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(oauth_callback)
 app.register_functions(sync_timer)
 app.register_functions(instance_writer)
+app.register_functions(notifications)

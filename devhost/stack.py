@@ -44,6 +44,9 @@ class Stack:
     #: False: the host serves HTTP and timers on demand but consumes no queue, so a test
     #: that calls a trigger directly can read what it enqueued without racing the host.
     run_queues: bool = True
+    #: Graph change notifications on: NotificationUrl is the local host (plain http on
+    #: loopback, which the emulator admits only when told to, as Graph never would).
+    notifications: bool = False
 
     def start(self) -> "Stack":
         from emulator.control import EmulatorControl
@@ -80,6 +83,9 @@ class Stack:
         self.environ["SiteUrl"] = self.host.url
         if not self.single_tenant:  # multitenant mode needs its allowlist (issue 10); tests widen it via extra
             self.environ["OutlookAllowedTenantIDs"] = self.tenant_id
+        if self.notifications:
+            self.environ["NotificationUrl"] = self.host.url
+            self.control.configure_subscriptions(allow_http=True)
         self.environ.update(self.extra)
         self.settings: Settings = parse_settings(self.environ)
         self.app = App(self.settings, clock=self.clock)

@@ -31,7 +31,8 @@ from core.config.settings import QUEUE_SETTINGS, Settings
 
 log = logging.getLogger(__name__)
 
-TABLES = ("Users", "AuthFlows", "Events", "OutlookIndex", "MeetingIndex", "Audit", "Payloads", "Operations")
+TABLES = ("Users", "AuthFlows", "Events", "OutlookIndex", "MeetingIndex", "Audit", "Payloads", "Operations",
+          "Subscriptions", "SyncRequests", "NotificationStats")
 QUEUES = tuple(QUEUE_SETTINGS)  # logical names; the real ones come from settings
 #: Queue messages are at most 64 KiB; base64 adds a third. Larger payloads go by reference.
 MAX_INLINE_MESSAGE = 45_000

@@ -1,7 +1,8 @@
 """Connected users: their record, when they are due, and the Users table adapter.
 
 Owns: the user record (connection state, tenant, sealed token cache, delta state, last
-sync, last error, next due time, a held plan) and the pure decision of who is due.
+sync, last error, next due time, a held plan, the Graph subscription's id, expiry,
+state and reason) and the pure decision of who is due.
 States: ``connected`` (syncing), ``needs_reconnect`` (consent revoked or token refused:
 kept, not synced, rule in SPEC section 7), ``disconnected`` is not stored (the row is
 deleted with everything that could reach the mailbox).
@@ -18,6 +19,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableTransactionError
 
 from core.adapters.storage import Storage, escape_key, join_chunks, split_chunks, unescape_key
+from core.plan import notify
 
 CONNECTED = "connected"
 NEEDS_RECONNECT = "needs_reconnect"
@@ -27,7 +29,9 @@ _PK = "user"
 _TRANSACTION_LIMIT = 100
 #: The Users columns the timer reads (``UserStore.schedule_view``): everything the due
 #: rule (``due_users``) looks at. A rule that reads another column adds it here.
-SCHEDULE_COLUMNS = ("RowKey", "State", "NextDueAt", "LastSyncAt", "Failures", "DeltaWindowStart")
+SCHEDULE_COLUMNS = ("RowKey", "State", "NextDueAt", "LastSyncAt", "Failures", "DeltaWindowStart",
+                    # the subscription's, for the due rule with notifications on (issue 13)
+                    "SubscriptionId", "SubscriptionExpiresAt", "SubscriptionStatus", "SubscriptionRetryAt")
 _T = TypeVar("_T")
 
 
@@ -53,9 +57,23 @@ class UserRecord:
     delta_link: str = field(default="", repr=False)
     delta_window_start: str = ""
     held_plan: str = ""
+    subscription_id: str = ""
+    subscription_expires_at: datetime | None = None
+    subscription_status: str = ""
+    subscription_error: str = ""
+    subscription_retry_at: datetime | None = None
     etag: str = ""
     #: read with only some columns (``UserStore.schedule_view``): never saved whole
     partial: bool = field(default=False, repr=False, compare=False)
+
+    @property
+    def subscription(self) -> notify.SubscriptionState:
+        return notify.SubscriptionState(self.subscription_id, self.subscription_expires_at, self.subscription_status,
+                                        self.subscription_error, self.subscription_retry_at)
+
+    def with_subscription(self, sub: notify.SubscriptionState) -> "UserRecord":
+        return replace(self, subscription_id=sub.id, subscription_expires_at=sub.expires_at,
+                       subscription_status=sub.status, subscription_error=sub.error, subscription_retry_at=sub.retry_at)
 
     def public(self) -> dict[str, Any]:
         """What an administrator may see (no tokens, no delta link)."""
@@ -70,6 +88,11 @@ class UserRecord:
             "last_error": self.last_error,
             "held_plan": bool(self.held_plan),
             "pending": self.pending(),
+            "subscription": {
+                "state": self.subscription_status or "none",
+                "expires_at": _iso(self.subscription_expires_at),
+                "reason": self.subscription_error,
+            },
         }
 
     def pending(self) -> str:
@@ -84,14 +107,36 @@ class UserRecord:
             return f"retrying after {self.failures} failed sync(s)"
         return ""
 
+    def notifications(self) -> str:
+        """The subscription in words: state, expiry, and why a user is polled instead."""
+        sub = self.subscription
+        if sub.status == notify.ACTIVE and sub.expires_at is not None:
+            return f"active until {_iso(sub.expires_at)}"
+        if sub.status:
+            return f"{sub.status}: {sub.error} (timer polling)" if sub.error else f"{sub.status} (timer polling)"
+        return "none (timer polling)"
+
 
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
 
 
-def due_users(users: Iterable[UserRecord], now: datetime) -> list[UserRecord]:
-    """Connected users whose next sync time has come, oldest first."""
-    due = [u for u in users if u.state == CONNECTED and (u.next_due_at is None or u.next_due_at <= now)]
+def is_due(user: UserRecord, now: datetime, subscription_max_minutes: int | None = None) -> bool:
+    """A connected user whose next sync time has come, or (with notifications on, i.e.
+    ``subscription_max_minutes`` given) whose subscription must be created or renewed:
+    the sync job does that work, the timer never calls Graph (issue 13)."""
+    if user.state != CONNECTED:
+        return False
+    if user.next_due_at is None or user.next_due_at <= now:
+        return True
+    if subscription_max_minutes is None:
+        return False
+    return notify.subscription_action(user.subscription, now, subscription_max_minutes, True) is not None
+
+
+def due_users(users: Iterable[UserRecord], now: datetime, subscription_max_minutes: int | None = None) -> list[UserRecord]:
+    """Users due now (``is_due``), oldest first."""
+    due = [u for u in users if is_due(u, now, subscription_max_minutes)]
     return sorted(due, key=lambda u: (u.next_due_at or datetime.min.replace(tzinfo=timezone.utc), u.user_id))
 
 
@@ -130,6 +175,11 @@ class UserStore:
             delta_link=join_chunks("DeltaLink", entity) or "",
             delta_window_start=entity.get("DeltaWindowStart", ""),
             held_plan=join_chunks("HeldPlan", entity) or "",
+            subscription_id=entity.get("SubscriptionId", ""),
+            subscription_expires_at=entity.get("SubscriptionExpiresAt"),
+            subscription_status=entity.get("SubscriptionStatus", ""),
+            subscription_error=entity.get("SubscriptionError", ""),
+            subscription_retry_at=entity.get("SubscriptionRetryAt"),
             etag=entity.metadata.get("etag", "") if hasattr(entity, "metadata") else "",
             partial="TokenCacheChunks" not in entity,
         )
@@ -147,11 +197,16 @@ class UserStore:
             "LastError": user.last_error,
             "Failures": user.failures,
             "DeltaWindowStart": user.delta_window_start,
+            "SubscriptionId": user.subscription_id,
+            "SubscriptionStatus": user.subscription_status,
+            "SubscriptionError": user.subscription_error,
         }
         for name, value in (
             ("ConnectedAt", user.connected_at),
             ("LastSyncAt", user.last_sync_at),
             ("NextDueAt", user.next_due_at),
+            ("SubscriptionExpiresAt", user.subscription_expires_at),
+            ("SubscriptionRetryAt", user.subscription_retry_at),
         ):
             if value is not None:
                 entity[name] = value

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from core.adapters import auth, logs, telemetry  # noqa: F401  (telemetry re-exported for functions/)
 from core.adapters.audit import AuditStore
+from core.app import notifications
 from core.app.bootstrap import App
 from core.adapters.events import EventStore
 from core.adapters.rows import link_key
@@ -90,6 +91,11 @@ def callback(app: App, params: Mapping[str, str]) -> auth.Outcome:
     result = auth.finish_connect(app.settings, app.flows, app.users, app.sealer, app.make_msal, params, app.clock(),
                                  forget_mailbox=lambda user_id: forget_mailbox(app, user_id))
     logs.info(log, "oauth callback", user_id=result.user_id, outcome=result.code)
+    if result.ok and app.settings.notifications_enabled:
+        # The subscription is made (and the first sync run) by a job right away, not by
+        # the callback: Graph's handshake calls back into this app (issue 13).
+        app.storage.send("sync-jobs", {"v": 1, "user_id": result.user_id, "reason": "connect",
+                                       "at": app.clock().isoformat()})
     return result
 
 
@@ -139,6 +145,9 @@ def forget_mailbox(app: App, user_id: str) -> None:
 def disconnect(app: App, user: str | None) -> bool:
     """Forget everything that can reach the user's mailbox; keep Communifire's events."""
     user_id = check_user_id(user)
+    record = app.users.get(user_id)
+    if record is not None:
+        notifications.forget(app, record)  # the Graph subscription first, while tokens exist
     forget_mailbox(app, user_id)
     existed = app.users.delete(user_id)
     logs.info(log, "outlook account disconnected", user_id=user_id, existed=existed)
@@ -198,7 +207,10 @@ def enqueue_due(app: App) -> list[str]:
         logs.info(log, "calendar sync disabled; timer does nothing")
         return []
     now = app.clock()
-    due = [u.user_id for u in due_users(app.users.schedule_view(), now)]
+    settings = app.settings
+    # with notifications on, a user whose subscription must be made or renewed is due too (issue 13)
+    due = [u.user_id for u in due_users(app.users.schedule_view(), now,
+                                        settings.subscription_max_minutes if settings.notifications_enabled else None)]
     batches = [due[i:i + FANOUT_BATCH] for i in range(0, len(due), FANOUT_BATCH)]
     if len(batches) == 1 and len(batches[0]) == 1:
         # one due user: claimed here and queued as their own job (no batch to split)
@@ -269,7 +281,15 @@ def run_sync_job(app: App, body: str) -> SyncReport:
         user_id = check_user_id(message.get("user_id"))
     except BadRequest as exc:
         raise BadMessage(str(exc)) from exc
-    return sync_user(sync_context(app), user_id)
+    reason = message.get("reason")
+    if reason == "notification":
+        notifications.sync_started(app, user_id)
+    forced, full = None, False
+    if reason == "lifecycle":
+        forced, full = notifications.lifecycle_action(str(message.get("event", "")))
+    # The subscription first, then the read: a change in between still rings (issue 13).
+    notifications.maintain(app, user_id, forced, str(message.get("subscription_id", "")))
+    return sync_user(sync_context(app), user_id, full=full)
 
 
 def run_write(app: App, body: str) -> str:

@@ -23,7 +23,7 @@ from azure.core.exceptions import ResourceModifiedError
 from dateutil.relativedelta import relativedelta
 
 from core.adapters import logs
-from core.plan import inbound, outlook_items
+from core.plan import inbound, notify, outlook_items
 from core.adapters.audit import AuditStore
 from core.adapters.auth import (
     KeyUnavailable,
@@ -340,12 +340,13 @@ def changes_for(user_id: str, state: UserState, loaded: Mapping[str, Any], plan:
     return changes
 
 
-def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False) -> SyncReport:
+def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False, full: bool = False) -> SyncReport:
     """Run one user's sync: plan, then send (or apply inline) one change per event.
 
     Storage: the user row is read once and written once; a round with no change reads and
     writes nothing else (issue 14). The audit rows of the changes are written here, as
-    batched transactions, before the changes are handed to the writer.
+    batched transactions, before the changes are handed to the writer. ``full``: a new
+    delta round (a lifecycle event said notifications were missed, issue 13).
     """
     now = ctx.clock()
     user = ctx.users.get(user_id)
@@ -354,7 +355,7 @@ def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False) -> SyncRe
     if not ctx.settings.sync_enabled:
         return SyncReport(user_id, "skipped", message="EnableCalendarSync is false")
     try:
-        planned = plan_user(ctx, user, now)
+        planned = plan_user(ctx, user, now, full=full)
     except KeyUnavailable as exc:
         # A configuration error: keep the sealed cache and the state; the user syncs again
         # once the key is configured (issue 10). The timer logs the round's one error.
@@ -393,9 +394,16 @@ def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False) -> SyncRe
             apply_event_change(ctx, message)
         else:
             ctx.send("writes", message)
-    _save_user(ctx, user_id, lambda u: replace(after_success(u, now, ctx.settings.sync_interval_minutes), held_plan="",
-                                               delta_link=planned.delta_link, delta_window_start=planned.window_start),
-               current)
+    s = ctx.settings
+
+    def done(u: UserRecord) -> UserRecord:
+        # a user whose notifications work is polled less often (issue 13)
+        interval = notify.sync_interval_minutes(u.subscription, now, s.notifications_enabled, s.sync_interval_minutes,
+                                                s.subscribed_sync_interval_minutes)
+        return replace(after_success(u, now, interval), held_plan="", delta_link=planned.delta_link,
+                       delta_window_start=planned.window_start)
+
+    _save_user(ctx, user_id, done, current)
     logs.info(log, "user synced", user_id=user_id, changes=len(changes), actions=len(plan.actions))
     return SyncReport(user_id, "synced", plan=plan, changes=tuple(changes))
 

@@ -21,6 +21,13 @@ DEFAULT_GRAPH = "https://graph.microsoft.com/v1.0"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_SCHEDULE = "0 */15 * * * *"
 CALLBACK_PATH = "/oauth2/outlook/callback"
+#: Graph change notifications (GRAPH.md section 7): the two anonymous endpoints, under
+#: the same route prefix rules as the callback.
+NOTIFICATIONS_PATH = "/oauth2/outlook/notifications"
+LIFECYCLE_PATH = "/oauth2/outlook/lifecycle"
+#: Outlook event subscriptions live at most 10,080 minutes per the current Graph docs,
+#: 4,230 per older versions of the same page (GRAPH.md 7): the safe figure is the default.
+DEFAULT_SUBSCRIPTION_MAX_MINUTES = 4230
 #: Delegated Graph permissions (MSAL adds openid, profile and offline_access itself).
 SCOPES: tuple[str, ...] = ("Calendars.ReadWrite", "User.Read")
 
@@ -60,6 +67,10 @@ SETTING_HELP: dict[str, str] = {
     "TokenEncryptionKeyVaultKey": "versionless URI of the Key Vault key that unwraps TokenEncryptionKeyWrapped",
     "SyncSchedule": "timer NCRONTAB, six fields, UTC",
     "SyncIntervalMinutes": "minutes between two syncs of one user (default 15)",
+    "NotificationUrl": "public https base URL of the function app, where Graph sends change notifications "
+                       "(empty: no notifications, timer polling only)",
+    "SubscriptionMaxMinutes": "longest lifetime asked for a Graph subscription, 45-10080 (default 4230)",
+    "SubscribedSyncIntervalMinutes": "minutes between two timer syncs of a user whose notifications work (default 60)",
     "MaxDeleteShare": "share of a user's events one sync may delete before an admin must confirm (default 0.5)",
     "GraphApiBaseUrl": "Microsoft Graph base URL",
     "AuthorityHost": "Entra ID sign-in host",
@@ -143,6 +154,22 @@ class Settings:
             if name == base:
                 return real + poison
         return logical
+    notification_url: str = ""
+    subscription_max_minutes: int = DEFAULT_SUBSCRIPTION_MAX_MINUTES
+    subscribed_sync_interval_minutes: int = 60
+
+    @property
+    def notifications_enabled(self) -> bool:
+        """Graph change notifications are used (NotificationUrl is set)."""
+        return bool(self.notification_url)
+
+    @property
+    def notification_endpoint(self) -> str:
+        return self.notification_url + NOTIFICATIONS_PATH
+
+    @property
+    def lifecycle_endpoint(self) -> str:
+        return self.notification_url + LIFECYCLE_PATH
 
     @property
     def redirect_uri(self) -> str:
@@ -437,6 +464,25 @@ def parse_settings(values: Mapping[str, str], file_exists: Callable[[str], bool]
         else:
             problems.append(Problem("SyncIntervalMinutes", "must be a whole number of minutes between 1 and 1440"))
 
+    notification_url = get("NotificationUrl").rstrip("/")
+    if notification_url:
+        msg = _url_problem(notification_url, allow_loopback_http=True)
+        if msg or urlsplit(notification_url).query or urlsplit(notification_url).fragment:
+            problems.append(Problem("NotificationUrl", (msg or "must be a base URL without ? or #")
+                                    + " (the function app's public URL, e.g. https://<app>.azurewebsites.net)"))
+
+    def minutes(name: str, default: int, low: int, high: int) -> int:
+        raw = get(name)
+        if not raw:
+            return default
+        if raw.isdigit() and low <= int(raw) <= high:
+            return int(raw)
+        problems.append(Problem(name, f"must be a whole number of minutes between {low} and {high}"))
+        return default
+
+    sub_minutes = minutes("SubscriptionMaxMinutes", DEFAULT_SUBSCRIPTION_MAX_MINUTES, 45, 10080)
+    subscribed_interval = minutes("SubscribedSyncIntervalMinutes", 60, 1, 1440)
+
     share = 0.5
     raw_share = get("MaxDeleteShare")
     if raw_share:
@@ -497,6 +543,9 @@ def parse_settings(values: Mapping[str, str], file_exists: Callable[[str], bool]
         queues=tuple(queues),
         allowed_tenants=allowed,
         require_matching_account=bool(matching),
+        notification_url=notification_url,
+        subscription_max_minutes=sub_minutes,
+        subscribed_sync_interval_minutes=subscribed_interval,
     )
 
 

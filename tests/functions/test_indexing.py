@@ -21,7 +21,7 @@ def trigger(name):
 
 def test_every_function_is_registered_once_with_a_unique_name():
     assert set(functions()) == {"oauth_connect", "oauth_callback", "oauth_status", "oauth_disconnect", "sync_timer",
-                                "sync_user", "apply_writes", "apply_outbound"}
+                                "sync_user", "apply_writes", "apply_outbound", "graph_notifications", "graph_lifecycle"}
 
 
 def test_http_routes_methods_and_auth_levels():
@@ -35,6 +35,15 @@ def test_http_routes_methods_and_auth_levels():
     status = trigger("oauth_status")  # issue 10: My Calendar asks the user's state with the function key
     assert status["route"] == "oauth2/outlook/status" and status["authLevel"] == func.AuthLevel.FUNCTION
     assert [m.value for m in status["methods"]] == ["GET"]
+
+
+def test_graph_notification_endpoints_are_anonymous_posts_beside_the_callback():
+    """Graph cannot send a function key (issue 13); same route prefix rules as the callback."""
+    for name, route in (("graph_notifications", "oauth2/outlook/notifications"),
+                        ("graph_lifecycle", "oauth2/outlook/lifecycle")):
+        t = trigger(name)
+        assert t["route"] == route and t["authLevel"] == func.AuthLevel.ANONYMOUS
+        assert [m.value for m in t["methods"]] == ["POST"]
 
 
 def test_the_callback_path_has_no_api_prefix():

@@ -87,6 +87,10 @@ def test_every_missing_setting_is_named_at_once():
         ("SyncSchedule", "*/5 * * *", "six fields"),
         ("MaxDeleteShare", "2", "at most 1"),
         ("SyncIntervalMinutes", "0", "between 1 and 1440"),
+        ("NotificationUrl", "http://app.example.com", "https://"),
+        ("NotificationUrl", "https://app.example.com/?x=1", "without ? or #"),
+        ("SubscriptionMaxMinutes", "20000", "between 45 and 10080"),
+        ("SubscribedSyncIntervalMinutes", "0", "between 1 and 1440"),
         ("OutlookApiClientSecret", "@Microsoft.KeyVault(SecretUri=https://kv/secrets/x)", "unresolved Key Vault"),
     ],
 )
@@ -191,3 +195,14 @@ def test_the_clis_storage_only_checks_include_the_queue_names():
 
 def test_two_queue_settings_naming_one_queue_is_a_problem():
     assert "another queue setting" in problems_of(dict(GOOD, WritesQueue="sync-jobs"))["WritesQueue"]
+
+
+def test_notifications_are_off_by_default_and_the_endpoints_follow_the_notification_url():
+    """Issue 13: NotificationUrl is the function app's own URL (not SiteUrl)."""
+    off = parse_settings(GOOD)
+    assert not off.notifications_enabled and off.subscription_max_minutes == 4230
+    assert off.subscribed_sync_interval_minutes == 60
+    on = parse_settings(dict(GOOD, NotificationUrl="https://app.azurewebsites.net/", SubscriptionMaxMinutes="10080"))
+    assert on.notifications_enabled and on.subscription_max_minutes == 10080
+    assert on.notification_endpoint == "https://app.azurewebsites.net/oauth2/outlook/notifications"
+    assert on.lifecycle_endpoint == "https://app.azurewebsites.net/oauth2/outlook/lifecycle"
