@@ -13,7 +13,10 @@ Figures (issue 14), each ``{"value", "floor", "unit", "ok"}`` in results.json, w
 - a tick over 1,000 unchanged users: storage calls (<= 4) and host CPU (<= 15 ms) per user;
 - cold start: a new process importing ``function_app`` from compiled bytecode and exiting
   (<= 1,000 ms, best of 7: interpreter start and exit included, unlike the old in-process
-  import time); memory: the planning process's peak RSS for a busy mailbox (<= 200 MB).
+  import time); memory: the planning process's peak RSS for a busy mailbox (<= 200 MB);
+- change notifications (issue 13, bench/notifications.py): seconds from an Outlook edit to
+  the Communifire write, p50 and p95 (<= 5), and the sync jobs of a 1,000-notification
+  burst for one user (<= 2).
 
 Azurite and the emulator run in processes of their own; the app's code runs in this one.
 Counts come from the emulator's request log and the storage clients' counting transport.
@@ -50,6 +53,9 @@ FIGURES: dict[str, tuple[float, str, str]] = {
     "plan_s": (3, "s", "first plan of a busy mailbox (500 singles, 50 series)"),
     "replan_s": (3, "s", "re-plan of that mailbox once applied (nothing to do)"),
     "peak_rss_mb": (200, "MB", "peak RSS of the process that planned the busy mailbox"),
+    "notification_latency_p50_s": (5, "s", "Outlook edit -> Communifire write by notification, 50 edits over 5 users, median"),
+    "notification_latency_p95_s": (5, "s", "the same, 95th percentile"),
+    "notification_burst_jobs_per_1000": (2, "jobs", "sync jobs for 1,000 notifications of one user, posted at once"),
 }
 #: Reported with no bound.
 INFO_UNITS = {
@@ -107,6 +113,9 @@ def measure() -> dict[str, float]:
         results.update(system.tick(stack))
     finally:
         stack.stop()
+    from bench import notifications
+
+    results.update(notifications.measure())
     return results
 
 

@@ -149,6 +149,22 @@ param syncSchedule string = '0 */15 * * * *'
 @description('SyncIntervalMinutes: how often one user is synced at most.')
 param syncIntervalMinutes int = 15
 
+@description('Graph change notifications (issue 13): true makes NotificationUrl the function app\'s public https URL (or notificationUrl when given), so Outlook changes reach Communifire within seconds; false leaves NotificationUrl empty and users are polled by the timer only.')
+param enableNotifications bool = true
+
+@description('NotificationUrl: public https base URL of the function app where Microsoft Graph posts change notifications (/oauth2/outlook/notifications and /oauth2/outlook/lifecycle; both anonymous, Graph sends no key). Empty: the app\'s own https://<host name>. Not SiteUrl: the intranet need not forward these paths.')
+param notificationUrl string = ''
+
+@minValue(45)
+@maxValue(10080)
+@description('SubscriptionMaxMinutes: lifetime asked for a Graph subscription. Graph documents 10080 minutes for Outlook events today and 4230 in older versions; 4230 works with both. Subscriptions are renewed once half of it is gone.')
+param subscriptionMaxMinutes int = 4230
+
+@minValue(1)
+@maxValue(1440)
+@description('SubscribedSyncIntervalMinutes: how often the timer still syncs a user whose notifications work (the safety net); users without working notifications keep syncIntervalMinutes.')
+param subscribedSyncIntervalMinutes int = 60
+
 @description('MaxDeleteShare: share (0..1, as text) of a user\'s events one sync may delete before the plan is held for an admin (outlook-sync confirm).')
 param maxDeleteShare string = '0.5'
 
@@ -419,6 +435,10 @@ module functionApp 'app/function.bicep' = {
     graphApiBaseUrl: graphApiBaseUrl
     authorityHost: authorityHost
     tlsCaBundle: tlsCaBundle
+    enableNotifications: enableNotifications
+    notificationUrl: notificationUrl
+    subscriptionMaxMinutes: subscriptionMaxMinutes
+    subscribedSyncIntervalMinutes: subscribedSyncIntervalMinutes
   }
 }
 
@@ -442,3 +462,5 @@ output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
 // The value to enter under Authentication > Web > Redirect URIs in the app registration.
 output OAUTH_REDIRECT_URI string = functionApp.outputs.redirectUri
+// Where Graph sends change notifications (empty when they are turned off).
+output GRAPH_NOTIFICATION_URL string = functionApp.outputs.notificationUrl

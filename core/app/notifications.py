@@ -140,9 +140,10 @@ def sync_started(app: App, user_id: str) -> None:
 # -- subscription upkeep (runs in the sync job) -------------------------------------------
 
 
-def _graph(app: App, user: UserRecord, retry: RetryPolicy = RetryPolicy()) -> GraphClient:
+def _graph(app: App, user: UserRecord, retry: RetryPolicy = RetryPolicy(), timeout: float = 30.0) -> GraphClient:
     tokens = TokenSource(app.settings, app.users, app.sealer, app.make_msal, user)
-    return GraphClient(app.settings.graph_base_url, tokens, VerifyingSession(app.settings.verify), retry=retry)
+    return GraphClient(app.settings.graph_base_url, tokens, VerifyingSession(app.settings.verify, timeout=timeout),
+                       retry=retry)
 
 
 def _save(app: App, user_id: str, sub: notify.SubscriptionState) -> None:
@@ -235,7 +236,7 @@ def _drop_all(app: App, graph: GraphClient | None, index: SubscriptionIndex, use
 def forget(app: App, user: UserRecord) -> None:
     """Disconnect: delete the user's subscriptions at Graph (best effort, quickly) and here."""
     index = SubscriptionIndex(app.storage, app.sealer)
-    graph = _graph(app, user, retry=_QUICK) if user.state == CONNECTED and user.sealed_cache else None
+    graph = _graph(app, user, retry=_QUICK, timeout=5.0) if user.state == CONNECTED and user.sealed_cache else None
     try:
         _drop_all(app, graph, index, user.user_id, also=user.subscription_id)
     except (ReconnectRequired, TransientAuthError):

@@ -89,6 +89,10 @@ param maxDeleteShare string
 param graphApiBaseUrl string
 param authorityHost string
 param tlsCaBundle string
+param enableNotifications bool
+param notificationUrl string
+param subscriptionMaxMinutes int
+param subscribedSyncIntervalMinutes int
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
   name: identityName
@@ -107,6 +111,11 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
 // in a national cloud, pass siteUrl.)
 var trimmedSiteUrl = endsWith(siteUrl, '/') ? substring(siteUrl, 0, length(siteUrl) - 1) : siteUrl
 var effectiveSiteUrl = empty(trimmedSiteUrl) ? 'https://${functionAppName}.azurewebsites.net' : trimmedSiteUrl
+
+// NotificationUrl: where Graph posts change notifications; the app's own https host name
+// unless one is given; empty when notifications are turned off (timer polling only).
+var trimmedNotificationUrl = endsWith(notificationUrl, '/') ? substring(notificationUrl, 0, length(notificationUrl) - 1) : notificationUrl
+var effectiveNotificationUrl = !enableNotifications ? '' : (empty(trimmedNotificationUrl) ? 'https://${functionAppName}.azurewebsites.net' : trimmedNotificationUrl)
 
 // TlsCaBundle is optional: only written when a path is given.
 var optionalSettings = concat(empty(tlsCaBundle) ? [] : [
@@ -256,6 +265,18 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: maxDeleteShare
         }
         {
+          name: 'NotificationUrl'
+          value: effectiveNotificationUrl
+        }
+        {
+          name: 'SubscriptionMaxMinutes'
+          value: string(subscriptionMaxMinutes)
+        }
+        {
+          name: 'SubscribedSyncIntervalMinutes'
+          value: string(subscribedSyncIntervalMinutes)
+        }
+        {
           name: 'GraphApiBaseUrl'
           value: graphApiBaseUrl
         }
@@ -307,3 +328,4 @@ output id string = functionApp.id
 output defaultHostName string = functionApp.properties.defaultHostName
 output siteUrl string = effectiveSiteUrl
 output redirectUri string = '${effectiveSiteUrl}/oauth2/outlook/callback'
+output notificationUrl string = effectiveNotificationUrl

@@ -126,7 +126,7 @@ def test_the_handshake_echoes_the_decoded_token_as_text_plain(nstack):
     assert too_long.status_code == 400
 
 
-def test_a_forged_client_state_is_discarded_and_counted(nstack):
+def test_a_forged_client_state_is_discarded_and_counted(nstack, capsys):
     s = nstack
     s.add_user(ALICE)
     s.connect("1001", ALICE)
@@ -141,6 +141,13 @@ def test_a_forged_client_state_is_discarded_and_counted(nstack):
     assert post(s, "lifecycle", {"value": [{**forged["value"][0], "lifecycleEvent": "subscriptionRemoved"}]}).status_code == 202
     counted = wait_for("the discard counters", lambda: (c := stats(s)).get("discarded_client_state") == 2 and c)
     assert counted["discarded_unknown_subscription"] == 1
+    from core.cli.main import main
+
+    assert main(["notifications", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["enabled"] and shown["days"][0]["discarded_client_state"] == 2
+    assert shown["users"][0]["subscription"]["state"] == "active"
+    assert main(["notifications"]) == 0 and "discarded_client_state" in capsys.readouterr().out
     s.host.wait_idle(timeout=DEADLINE)
     assert sync_jobs(s) == before  # no job was queued
     assert s.app.storage.queue("sync-jobs").peek_messages() == []
@@ -307,3 +314,29 @@ def _full_round_ran(s) -> bool:
     """A calendarView/delta call without a delta token: a new round (GRAPH.md 2)."""
     return any("calendarView/delta" in r["path"] and "deltatoken" not in (r.get("query") or "").lower()
                for r in s.control.requests_log())
+
+
+def test_doctor_checks_the_notification_url_and_the_handshake_of_a_deployed_app(nstack, capsys, monkeypatch, tmp_path):
+    from core.cli.main import EXIT_FAIL, main
+
+    monkeypatch.setenv("OUTLOOK_SYNC_SETTINGS_FILE", str(tmp_path / "absent.json"))
+    for key, value in nstack.environ.items():
+        monkeypatch.setenv(key, value)
+    path = tmp_path / "appsettings.json"
+
+    def doctor(**changes):
+        values = {**nstack.environ, **changes}
+        path.write_text(json.dumps([{"name": k, "value": v} for k, v in values.items()]))
+        code = main(["doctor", "--json", "--settings-file", str(path)])
+        return code, {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+
+    code, checks = doctor()
+    # the local host is plain http: Graph would never deliver there, so doctor fails it...
+    assert code == EXIT_FAIL and checks["notification url"]["ok"] is False
+    assert "https" in checks["notification url"]["detail"]
+    # ...while both endpoints answer the handshake as Graph requires
+    assert checks["notification handshake"]["ok"] and checks["lifecycle handshake"]["ok"]
+    code, checks = doctor(NotificationUrl=nstack.host.url + "/elsewhere")
+    assert code == EXIT_FAIL and checks["notification handshake"]["ok"] is False
+    code, checks = doctor(NotificationUrl="")
+    assert checks["notifications"]["ok"] and "timer" in checks["notifications"]["detail"]
