@@ -71,7 +71,8 @@ def delete(graph: GraphClient, subscription_id: str) -> None:
 class SubscriptionIndex:
     """Subscriptions table: PartitionKey 'sub', RowKey the Graph subscription id."""
 
-    def __init__(self, storage: Storage, sealer: Sealer):
+    def __init__(self, storage: Storage, sealer: Sealer | None = None):
+        """``sealer``: needed to store or check a clientState, not to list or remove rows."""
         self._table = storage.table("Subscriptions")
         self._sealer = sealer
 
@@ -80,6 +81,7 @@ class SubscriptionIndex:
         return f"subscription:{subscription_id}"
 
     def put(self, subscription_id: str, user_id: str, client_state: str, expires_at: datetime) -> None:
+        assert self._sealer is not None, "storing a clientState needs the sealer"
         self._table.upsert_entity({
             "PartitionKey": _SUB_PK, "RowKey": escape_key(subscription_id), "UserId": user_id,
             "ClientState": self._sealer.seal(client_state.encode("utf-8"), owner=self._owner(subscription_id)),
@@ -92,6 +94,7 @@ class SubscriptionIndex:
             entity = self._table.get_entity(_SUB_PK, escape_key(subscription_id))
         except ResourceNotFoundError:
             return None
+        assert self._sealer is not None, "checking a clientState needs the sealer"
         try:
             state = self._sealer.open(entity["ClientState"], owner=self._owner(subscription_id)).decode("utf-8")
         except CryptoError:

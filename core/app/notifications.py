@@ -234,9 +234,16 @@ def _drop_all(app: App, graph: GraphClient | None, index: SubscriptionIndex, use
 
 
 def forget(app: App, user: UserRecord) -> None:
-    """Disconnect: delete the user's subscriptions at Graph (best effort, quickly) and here."""
-    index = SubscriptionIndex(app.storage, app.sealer)
-    graph = _graph(app, user, retry=_QUICK, timeout=5.0) if user.state == CONNECTED and user.sealed_cache else None
+    """Disconnect: delete the user's subscriptions at Graph (best effort, quickly) and here.
+
+    Without the client secret and the encryption key (the CLI's storage-only settings)
+    nothing is deleted at Graph: the subscription lapses by itself within
+    SubscriptionMaxMinutes, and its notifications are discarded as unknown meanwhile.
+    """
+    index = SubscriptionIndex(app.storage)
+    s = app.settings
+    reachable = user.state == CONNECTED and user.sealed_cache and s.encryption_keys and s.client_secret
+    graph = _graph(app, user, retry=_QUICK, timeout=5.0) if reachable else None
     try:
         _drop_all(app, graph, index, user.user_id, also=user.subscription_id)
     except (ReconnectRequired, TransientAuthError):

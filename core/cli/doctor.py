@@ -61,6 +61,36 @@ def _app_url_checks(app_url: str, verify: Any) -> list[tuple[str, bool, str]]:
     return out
 
 
+def notification_checks(settings: Any, probe: bool) -> list[tuple[str, bool, str]]:
+    """NotificationUrl (issue 13): Graph delivers only to https; with ``probe`` (a deployed
+    app) both endpoints must answer Graph's validation handshake as Graph requires."""
+    import secrets
+    from urllib.parse import urlsplit
+
+    from core.adapters.http import VerifyingSession
+
+    if not settings.notifications_enabled:
+        return [("notifications", True, "NotificationUrl not set: Outlook changes arrive at the next timer sync")]
+    https = urlsplit(settings.notification_url).scheme == "https"
+    out = [("notification url", https, settings.notification_url if https else
+            f"{settings.notification_url}: Graph delivers notifications to https URLs only")]
+    if not probe:
+        return out
+    session = VerifyingSession(settings.verify, timeout=CHECK_TIMEOUT)
+    for name, url in (("notification handshake", settings.notification_endpoint),
+                      ("lifecycle handshake", settings.lifecycle_endpoint)):
+        token = f"Validation: outlook-sync doctor {secrets.token_hex(8)} +&?"
+        try:
+            resp = session.post(url, params={"validationToken": token}, headers={"Content-Type": "text/plain"})
+            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
+            ok = resp.status_code == 200 and ctype == "text/plain" and resp.text == token
+            out.append((name, ok, "answers as Graph requires" if ok else
+                        f"HTTP {resp.status_code} {ctype or '-'}: Graph would refuse to subscribe (is {url} this app?)"))
+        except Exception as exc:  # noqa: BLE001 - reported as a failed check
+            out.append((name, False, f"{_reason(exc)}: Graph could not reach {url}"))
+    return out
+
+
 def _reason(exc: BaseException) -> str:
     import requests
 
@@ -148,6 +178,7 @@ def doctor_checks(raw: dict[str, str], app_url: str | None = None, deployed: boo
             checks += token_cache_checks(App(settings))
         except Exception as exc:  # noqa: BLE001 - reported as a failed check
             checks.append(("token caches", False, _reason(exc)))
+    checks += notification_checks(settings, probe=bool(app_url) or deployed)
     if app_url:
         checks += _app_url_checks(app_url, settings.verify)
     return rows, checks

@@ -12,6 +12,7 @@ stderr and a documented exit code (``core.cli.errors``); a traceback only with
 ``calendar``       core/cli/calendar.py (also ``audit``)
 ``keygen``         core/cli/keys.py (also ``rotate-key``)
 ``enqueue``        core/cli/outbound.py (also ``poison list|replay``)
+``notifications``  core/cli/notifications.py
 =================  ==========================================================
 
 A new command: a module with ``register(sub)`` that calls ``context.add_command``, gets
@@ -44,6 +45,7 @@ COMMAND_MODULES = (
     "core.cli.calendar",
     "core.cli.keys",
     "core.cli.outbound",
+    "core.cli.notifications",
 )
 
 EPILOG = """exit codes: 0 all well; 1 a check or an operation failed, or an unknown user;

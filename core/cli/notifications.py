@@ -1,24 +1,22 @@
-"""CLI command for Graph change notifications: ``notifications [--json]`` (issue 13).
+"""``outlook-sync notifications``: Graph subscriptions and notification counters (issue 13).
 
 Shows, per user, the subscription's state and expiry (as ``users`` does), and the per-day
 counters the endpoints keep: notifications discarded (wrong ``clientState``, unknown
-subscription, malformed), lifecycle events and the sync jobs scheduled.
-``add_commands(subparsers)`` is called from ``core.cli.main.build_parser``.
+subscription, malformed), lifecycle events and the sync jobs scheduled. Reads stored
+state only: storage settings are enough.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-EXIT_OK = 0
+from core.cli.context import DOC_FORMATS, add_command, output_for, storage_app
+from core.cli.errors import EXIT_OK
+from core.cli.output import Column, short_time
 
-
-def _app():
-    from core.app.bootstrap import get_app
-
-    return get_app()
+SUBSCRIPTION_COLUMNS = [Column("user_id", "user"), Column("user_state", "user state"), Column("state", "subscription"),
+                        Column("expires_at", "expires (UTC)"), Column("reason")]
 
 
 def report(app: Any) -> dict[str, Any]:
@@ -34,36 +32,25 @@ def report(app: Any) -> dict[str, Any]:
 
 
 def cmd_notifications(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    doc = report(_app())
-    if args.json:
-        print(json.dumps(doc, indent=2))
+    out = output_for(args)
+    doc = report(storage_app())
+    if out.fmt == "json":
+        out.json(doc)
         return EXIT_OK
-    con = Console(highlight=False)
     if not doc["enabled"]:
-        con.print("NotificationUrl is not set: Outlook changes arrive at the next timer sync.")
-    t = Table(title="Subscriptions")
-    for col in ("user", "user state", "subscription", "expires (UTC)", "reason"):
-        t.add_column(col)
-    for u in doc["users"]:
-        sub = u["subscription"]
-        t.add_row(u["user_id"], u["user_state"], sub["state"], (sub["expires_at"] or "-")[:16].replace("T", " "),
-                  sub["reason"] or "")
-    con.print(t)
+        out.say("NotificationUrl is not set: Outlook changes arrive at the next timer sync.")
+    rows = [{"user_id": u["user_id"], "user_state": u["user_state"], **u["subscription"],
+             "expires_at": short_time(u["subscription"]["expires_at"])} for u in doc["users"]]
+    out.listing("Subscriptions", SUBSCRIPTION_COLUMNS, rows)
     names = sorted({k for d in doc["days"] for k in d if k != "day"})
-    t2 = Table(title="Per day (accepted notifications are in the logs)")
-    for col in ("day", *names):
-        t2.add_column(col)
-    for d in doc["days"]:
-        t2.add_row(d["day"], *(str(d.get(n, 0)) for n in names))
-    con.print(t2)
+    out.listing("Per UTC day (accepted notifications are counted in the logs)",
+                [Column("day"), *(Column(n) for n in names)], [{n: d.get(n, 0) for n in ("day", *names)} for d in doc["days"]])
     return EXIT_OK
 
 
-def add_commands(sub: Any) -> None:
-    p = sub.add_parser("notifications", help="Graph subscriptions per user and notification counters per day",
-                       description="Graph subscriptions per user and notification counters per day")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_notifications)
+def register(sub: Any) -> None:
+    add_command(sub, "notifications", cmd_notifications,
+                "Graph subscriptions per user and notification counters per day", formats=DOC_FORMATS)
+
+
+__all__ = ["register", "report", "cmd_notifications"]

@@ -16,8 +16,9 @@ from core.cli.output import Column, cols, short_time
 STATES = ("connected", "needs_reconnect", "held")
 
 USER_COLUMNS = [
-    Column("user_id", "user", whole=True), Column("state"), Column("upn", "account", whole=True), Column("last_sync_at", "last sync (UTC)"),
-    Column("next_due_at", "next due (UTC)"), Column("pending", "pending work"), Column("last_error", "last error"),
+    Column("user_id", "user", whole=True), Column("state"), Column("upn", "account", whole=True),
+    Column("last_sync_at", "last sync (UTC)"), Column("next_due_at", "next due (UTC)"), Column("notifications"),
+    Column("pending", "pending work"), Column("last_error", "last error"),
 ]
 
 
@@ -37,11 +38,21 @@ def user_rows(app: Any, state: str | None = None) -> list[dict[str, Any]]:
     return rows
 
 
+def _notifications(sub: dict[str, Any]) -> str:
+    """The subscription in words (issue 13): active until when, or why the user is polled."""
+    if sub["state"] == "active":
+        return f"active until {short_time(sub['expires_at'])}"
+    if sub["state"] == "none":
+        return "none (timer polling)"
+    return f"{sub['state']}: {sub['reason']} (timer polling)" if sub["reason"] else f"{sub['state']} (timer polling)"
+
+
 def cmd_users(args: argparse.Namespace) -> int:
     out = output_for(args)
     rows = user_rows(storage_app(), args.state)
-    shown = rows if out.machine else [dict(r, last_sync_at=short_time(r["last_sync_at"]),
-                                            next_due_at=short_time(r["next_due_at"])) for r in rows]
+    words = [dict(r, notifications=_notifications(r["subscription"])) for r in rows]
+    shown = words if out.machine else [dict(r, last_sync_at=short_time(r["last_sync_at"]),
+                                            next_due_at=short_time(r["next_due_at"])) for r in words]
     what = f" in state {args.state}" if args.state else ""
     out.listing(f"{len(rows)} user(s){what}", USER_COLUMNS, shown, doc={"users": rows})
     return EXIT_OK

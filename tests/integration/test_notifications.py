@@ -147,7 +147,7 @@ def test_a_forged_client_state_is_discarded_and_counted(nstack, capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["enabled"] and shown["days"][0]["discarded_client_state"] == 2
     assert shown["users"][0]["subscription"]["state"] == "active"
-    assert main(["notifications"]) == 0 and "discarded_client_state" in capsys.readouterr().out
+    assert main(["notifications"]) == 0 and "discarded client state" in capsys.readouterr().out
     s.host.wait_idle(timeout=DEADLINE)
     assert sync_jobs(s) == before  # no job was queued
     assert s.app.storage.queue("sync-jobs").peek_messages() == []
@@ -340,3 +340,24 @@ def test_doctor_checks_the_notification_url_and_the_handshake_of_a_deployed_app(
     assert code == EXIT_FAIL and checks["notification handshake"]["ok"] is False
     code, checks = doctor(NotificationUrl="")
     assert checks["notifications"]["ok"] and "timer" in checks["notifications"]["detail"]
+
+
+def test_no_client_state_reaches_the_logs(nstack, caplog):
+    """A clientState is a secret (issue 13): sealed at rest, never logged, even forged ones."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    s = nstack
+    s.add_user(ALICE)
+    s.connect("1001", ALICE)
+    user = subscribed(s, "1001")
+    s.control.create_event(ALICE, single("Quiet", 2))
+    wait_for("the event", lambda: titles(s, "1001") == ["Quiet"])
+    s.control.send_lifecycle(user.subscription_id, "missed")
+    post(s, "notifications", {"value": [{"subscriptionId": user.subscription_id, "clientState": "forged-secret-value"}]})
+    s.host.wait_idle(timeout=DEADLINE)
+    state = s.control.subscriptions()[0]["clientState"]
+    ours = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records
+                     if not r.name.startswith(("emulator", "urllib3")))
+    assert "notifications received" in ours  # the endpoint did log
+    assert state not in ours and "forged-secret-value" not in ours
