@@ -200,7 +200,7 @@ def maintain(app: App, user_id: str, forced: str | None = None, subscription_id:
                 index.touch(sub.id, expiry)
                 logs.info(log, "subscription renewed", user_id=user_id, subscription_id=sub.id)
                 return "renewed"
-        _drop_all(app, graph, index, user_id)
+        _drop_all(graph, index, user_id)
         client_state = secrets.token_urlsafe(32)  # 43 characters; Graph allows 128
         try:
             new_id, expiry = graph_subs.create(
@@ -220,7 +220,7 @@ def maintain(app: App, user_id: str, forced: str | None = None, subscription_id:
         return None
 
 
-def _drop_all(app: App, graph: GraphClient | None, index: SubscriptionIndex, user_id: str,
+def _drop_all(graph: GraphClient | None, index: SubscriptionIndex, user_id: str,
               also: str = "") -> None:
     """Forget every subscription of the user (and delete it at Graph, best effort). Before
     a new one is made, so one left by an earlier connection never rings twice."""
@@ -245,7 +245,7 @@ def forget(app: App, user: UserRecord) -> None:
     reachable = user.state == CONNECTED and user.sealed_cache and s.encryption_keys and s.client_secret
     graph = _graph(app, user, retry=_QUICK, timeout=5.0) if reachable else None
     try:
-        _drop_all(app, graph, index, user.user_id, also=user.subscription_id)
+        _drop_all(graph, index, user.user_id, also=user.subscription_id)
     except (ReconnectRequired, TransientAuthError):
-        _drop_all(app, None, index, user.user_id, also=user.subscription_id)
+        _drop_all(None, index, user.user_id, also=user.subscription_id)
     SyncRequests(app.storage).remove(user.user_id)
