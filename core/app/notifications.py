@@ -242,7 +242,7 @@ def forget(app: App, user: UserRecord) -> None:
     """
     index = SubscriptionIndex(app.storage)
     s = app.settings
-    reachable = user.state == CONNECTED and user.sealed_cache and s.encryption_keys and s.client_secret
+    reachable = user.state == CONNECTED and user.sealed_cache and (s.encryption_keys or s.wrapped_keys) and s.client_secret
     graph = _graph(app, user, retry=_QUICK, timeout=5.0) if reachable else None
     try:
         _drop_all(graph, index, user.user_id, also=user.subscription_id)

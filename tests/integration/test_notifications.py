@@ -110,6 +110,7 @@ def test_connect_creates_a_subscription_and_an_outlook_edit_reaches_communifire_
     notes = [d for d in s.control.notifications() if d["kind"] == "notification"]
     assert notes and all(d["status"] == 202 and not d["slow"] for d in notes)
     # a healthy subscription: the timer polls this user only every SubscribedSyncIntervalMinutes
+    s.host.wait_idle(timeout=DEADLINE)  # the sync job saves the user after handing over its writes
     user = s.app.users.get("1001")
     assert user.next_due_at >= datetime.now(timezone.utc) + timedelta(minutes=50)
 
