@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 SYNC_JOBS = "sync-jobs"
 #: Disconnect deletes the subscription inline: a short budget, then it lapses by itself.
 _QUICK = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=2.0, max_total_wait=5.0)
+_USUAL = RetryPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +141,7 @@ def sync_started(app: App, user_id: str) -> None:
 # -- subscription upkeep (runs in the sync job) -------------------------------------------
 
 
-def _graph(app: App, user: UserRecord, retry: RetryPolicy = RetryPolicy(), timeout: float = 30.0) -> GraphClient:
+def _graph(app: App, user: UserRecord, retry: RetryPolicy = _USUAL, timeout: float = 30.0) -> GraphClient:
     tokens = TokenSource(app.settings, app.users, app.sealer, app.make_msal, user)
     return GraphClient(app.settings.graph_base_url, tokens, VerifyingSession(app.settings.verify, timeout=timeout),
                        retry=retry)
