@@ -9,6 +9,7 @@ from core.app.bootstrap import configure_telemetry
 # Azure SDK), as it asks; a no-op locally. Hence the imports below it (E402).
 configure_telemetry()
 
+from functions.calendar_api import bp as calendar_api  # noqa: E402
 from functions.instance_writer import bp as instance_writer  # noqa: E402
 from functions.notifications import bp as notifications  # noqa: E402
 from functions.oauth_callback import bp as oauth_callback  # noqa: E402
@@ -19,3 +20,4 @@ app.register_functions(oauth_callback)
 app.register_functions(sync_timer)
 app.register_functions(instance_writer)
 app.register_functions(notifications)
+app.register_functions(calendar_api)

@@ -20,7 +20,7 @@ import requests
 
 from core.app.bootstrap import App, set_app, utcnow
 from core.adapters.crypto import new_key
-from core.config.settings import QUEUE_SETTINGS, Settings, parse_settings
+from core.config.settings import FEED_QUEUES, QUEUE_SETTINGS, Settings, parse_settings
 from devhost.host import LocalHost
 from devhost.services import ROOT
 
@@ -92,7 +92,7 @@ class Stack:
         set_app(self.app)
         self.app.storage.ensure()
         for queue in QUEUE_SETTINGS:
-            for name in (queue, f"{queue}-poison"):
+            for name in (queue,) if queue in FEED_QUEUES else (queue, f"{queue}-poison"):
                 self.app.storage.queue(name).clear_messages()
         self.control.register_app(self.client_id, self.client_secret, [self.settings.redirect_uri], self.tenant_id,
                                   multitenant=not self.single_tenant)
@@ -169,6 +169,18 @@ class Stack:
         from core.cli.main import load_calendar
 
         return load_calendar(self.app, user_id)
+
+    def feed(self, name: str = "calendar-changes") -> list[dict[str, Any]]:
+        """Every message on a Communifire-facing feed so far (read and deleted, as Communifire does)."""
+        out = []
+        queue = self.app.storage.queue(name)
+        while True:
+            batch = list(queue.receive_messages(messages_per_page=32, max_messages=32))
+            if not batch:
+                return out
+            for m in batch:
+                out.append(json.loads(m.content))
+                queue.delete_message(m)
 
     def dump(self, user_id: str) -> str:
         return json.dumps(self.calendar(user_id), indent=2)

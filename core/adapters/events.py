@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from azure.core import MatchConditions
@@ -23,7 +23,7 @@ from azure.data.tables import TableTransactionError
 
 from core.plan.model import Event, OutlookLink, UserState
 from core.plan.inbound import default_new_id
-from core.adapters.rows import ROOT, event_rows, rows_to_event
+from core.adapters.rows import ROOT, RootMeta, event_rows, root_meta, rows_to_event
 from core.adapters.storage import Storage, batched, escape_key, join_chunks, unescape_key
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class LoadedEvent:
     etag: str
     versions: str = ""  # JSON, see VERSIONS_ROW
     row_keys: tuple[str, ...] = ()  # every row of the partition as read
+    meta: RootMeta = RootMeta()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +69,15 @@ class EventChange:
     #: whether the event's meeting uid is new or changed (its MeetingIndex row is written
     #: only then); True unless the planner of the change knows better
     meeting_changed: bool = True
+    #: the change id written on the root row (empty: an older message without one)
+    change_id: str = ""
+    #: the change-feed message to publish once this change committed (docs/changes.md)
+    feed: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "change_id": self.change_id,
+            "feed": dict(self.feed) if self.feed is not None else None,
             "event_id": self.event_id,
             "base_etag": self.base_etag,
             "upserts": {k: dict(v) for k, v in self.upserts.items()},
@@ -96,6 +103,8 @@ class EventChange:
             meeting_uid=str(data.get("meeting_uid") or ""),
             audit=tuple(dict(a) for a in data.get("audit") or ()),
             meeting_changed=bool(data.get("meeting_changed", True)),
+            change_id=str(data.get("change_id") or ""),
+            feed=dict(data["feed"]) if isinstance(data.get("feed"), Mapping) else None,
         )
 
 
@@ -158,7 +167,7 @@ class EventStore:
             return None
         event, links = rows_to_event(event_id, rows)
         return LoadedEvent(event, tuple(links), etag, join_chunks("Versions", rows.get(VERSIONS_ROW) or {}) or "",
-                           tuple(sorted(rows)))
+                           tuple(sorted(rows)), root_meta(rows[ROOT]))
 
     def index_for_user(self, user_id: str) -> dict[str, IndexRow]:
         """Outlook id -> (event id, link kind) for every item of this user we know (one query)."""
@@ -168,6 +177,15 @@ class EventStore:
                 "PartitionKey eq @pk", parameters={"pk": escape_key(user_id)}, select=["RowKey", "EventId", "Kind"]
             )
         }
+
+    def committed_change(self, event_id: str) -> tuple[str, int]:
+        """The id and sequence number of the event's last committed change ("", 0 when gone)."""
+        try:
+            root = self._events.get_entity(escape_key(event_id), ROOT, select=["Seq", "ChangeId"])
+        except ResourceNotFoundError:
+            return "", 0
+        meta = root_meta(root)
+        return meta.change_id, meta.seq
 
     def event_ids_for_user(self, user_id: str) -> dict[str, str]:
         """Outlook id -> event id for every item of this user we know."""
@@ -376,6 +394,7 @@ def change_between(
     user_id: str,
     after_user_links: Iterable[OutlookLink],
     audit: Iterable[Mapping[str, str]] = (),
+    change_id: str = "",
 ) -> EventChange | None:
     """The rows that move one event from its stored state to its planned state.
 
@@ -385,7 +404,8 @@ def change_between(
     others = [l for l in (before.links if before else ()) if l.user_id != user_id]
     mine_before = {l.outlook_id: l for l in (before.links if before else ()) if l.user_id == user_id}
     mine_after = {l.outlook_id: l for l in after_user_links}
-    old_rows = event_rows(before.event, before.links) if before else {}
+    old_meta = before.meta if before else RootMeta()
+    old_rows = event_rows(before.event, before.links, old_meta) if before else {}
     if after_event is None:
         if before is None:
             return None
@@ -401,8 +421,9 @@ def change_between(
             index_remove=tuple((user_id, oid) for oid in sorted(mine_before)),
             meeting_uid=before.event.meeting_uid,
             audit=tuple(audit),
+            change_id=change_id,
         )
-    new_rows = event_rows(after_event, [*others, *mine_after.values()])
+    new_rows = event_rows(after_event, [*others, *mine_after.values()], old_meta)
     upserts = {k: v for k, v in new_rows.items() if old_rows.get(k) != v}
     deletes = tuple(sorted(k for k in old_rows if k not in new_rows))
     index_add = tuple(
@@ -411,6 +432,9 @@ def change_between(
     index_remove = tuple((user_id, oid) for oid in sorted(mine_before) if oid not in mine_after)
     if not upserts and not deletes and not index_add and not index_remove:
         return None
+    # Every committed change moves the event's sequence number on and names itself on the
+    # root row (the change feed's order and at-least-once publishing, docs/changes.md).
+    upserts[ROOT] = event_rows(after_event, (), next_meta(old_meta, change_id))[ROOT]
     return EventChange(
         event_id=event_id,
         base_etag=before.etag if before else None,
@@ -421,4 +445,18 @@ def change_between(
         meeting_uid=after_event.meeting_uid,
         audit=tuple(audit),
         meeting_changed=before is None or before.event.meeting_uid != after_event.meeting_uid,
+        change_id=change_id,
     )
+
+
+def keep_seq(change: EventChange, after_event: Event, meta: RootMeta) -> EventChange:
+    """The same change without moving the sequence number on: it changes nothing the
+    change feed shows (only Outlook bookkeeping), so no feed message carries it."""
+    upserts = dict(change.upserts)
+    upserts[ROOT] = event_rows(after_event, (), meta)[ROOT]
+    return replace(change, upserts=upserts)
+
+
+def next_meta(meta: RootMeta, change_id: str, communifire_id: str | None = None) -> RootMeta:
+    """The root metadata after one more committed change."""
+    return RootMeta(meta.seq + 1, change_id, meta.communifire_id if communifire_id is None else communifire_id)

@@ -11,6 +11,7 @@ that move storage from one to the other. No I/O.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
@@ -78,7 +79,27 @@ def rsvp_key(r: Rsvp) -> str:
     return f"rsvp|{_esc(r.user_id)}|{r.scope}{tail}"
 
 
-def event_rows(event: Event, links: Iterable[OutlookLink] = ()) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class RootMeta:
+    """What the root row carries besides the event (issue 12, docs/changes.md).
+
+    ``seq`` grows by one with every committed change of the event (the change feed's
+    per-event order); ``change_id`` names the last committed change (a writer that
+    crashed after its commit recognises its own change and publishes it again);
+    ``communifire_id`` is Communifire's content id once bound (``bind``, or the id an
+    event created from Communifire was made with).
+    """
+
+    seq: int = 0
+    change_id: str = ""
+    communifire_id: str = ""
+
+
+def root_meta(root: Mapping[str, Any]) -> RootMeta:
+    return RootMeta(int(root.get("Seq") or 0), str(root.get("ChangeId") or ""), str(root.get("CommunifireId") or ""))
+
+
+def event_rows(event: Event, links: Iterable[OutlookLink] = (), meta: RootMeta | None = None) -> dict[str, dict[str, Any]]:
     """All rows of an event's partition (RowKey -> properties), links included."""
     rows: dict[str, dict[str, Any]] = {
         ROOT: {
@@ -90,6 +111,8 @@ def event_rows(event: Event, links: Iterable[OutlookLink] = ()) -> dict[str, dic
             "UpdatedAt": _opt_iso(event.updated_at),
         }
     }
+    if meta is not None:
+        rows[ROOT].update({"Seq": meta.seq, "ChangeId": meta.change_id, "CommunifireId": meta.communifire_id})
     for seg in event.segments:
         props: dict[str, Any] = {
             "Start": iso(seg.start),

@@ -27,7 +27,7 @@ from azure.storage.queue import (
 )
 
 from core.adapters import telemetry
-from core.config.settings import QUEUE_SETTINGS, Settings
+from core.config.settings import FEED_QUEUES, QUEUE_SETTINGS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -184,11 +184,20 @@ class Storage:
             except ResourceExistsError:
                 pass
         for name in QUEUES:
-            for qname in (name, f"{name}-poison"):
+            # the feeds Communifire reads have no trigger, so no poison twin
+            for qname in (name,) if name in FEED_QUEUES else (name, f"{name}-poison"):
                 try:
                     self._queue_service.create_queue(self.queue_name(qname))
                 except ResourceExistsError:
                     pass
+
+    def publish(self, feed: str, message: Mapping[str, Any]) -> None:
+        """One message on a Communifire-facing feed (base64 JSON, at most 64 KiB: the
+        caller shrinks large ones, they are never stored by reference in a table the
+        backend cannot read)."""
+        body = json.dumps(message, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        with telemetry.producing(feed, event_id=message.get("event_id")):  # a span; the contract has no trace fields
+            self.queue(feed).send_message(body)
 
     def ping_tables(self) -> None:
         next(iter(self._table_service.list_tables(results_per_page=1)), None)

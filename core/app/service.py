@@ -59,6 +59,7 @@ def sync_context(app: App) -> SyncContext:
         send=app.storage.send,
         clock=app.clock,
         session=app.session,
+        publish=app.storage.publish,
     )
 
 
@@ -152,6 +153,46 @@ def disconnect(app: App, user: str | None) -> bool:
     existed = app.users.delete(user_id)
     logs.info(log, "outlook account disconnected", user_id=user_id, existed=existed)
     return existed
+
+
+def read_calendar(app: App, user: str | None, start: str | None = None, end: str | None = None,
+                  event: str | None = None) -> dict[str, Any]:
+    """A user's calendar as the read API and ``calendar --json`` answer it (docs/calendar-json.md).
+
+    ``start``/``end`` (ISO 8601, UTC or with an offset) narrow it inside the sync window;
+    ``event`` keeps the one event with that event id or Communifire id.
+
+    Raises:
+        BadRequest: a bad user id, date or range.
+    """
+    from core.adapters.rows import from_iso
+    from core.plan.calendar_view import EventMeta, calendar_json
+    from core.app.sync import window_for
+
+    user_id = check_user_id(user)
+    bounds = []
+    for name, value in (("from", start), ("to", end)):
+        if value in (None, ""):
+            bounds.append(None)
+            continue
+        try:
+            parsed = from_iso(value if "T" in value else f"{value}T00:00:00Z")
+        except ValueError:
+            raise BadRequest(f"'{name}' must be an ISO 8601 date or date-time, like 2026-12-01 or 2026-12-01T09:00:00Z") from None
+        bounds.append(parsed)
+    if bounds[0] and bounds[1] and bounds[1] <= bounds[0]:
+        raise BadRequest("'to' must be after 'from'")
+    state, loaded = EventStore(app.storage).load_user_state(user_id)
+    now = app.clock()
+    events = dict(state.events)
+    if event:
+        events = {k: v for k, v in events.items() if event in (k, loaded[k].meta.communifire_id)}
+    links = [l for k, item in loaded.items() if k in events for l in item.links]
+    meta = {k: EventMeta(item.meta.seq, item.meta.communifire_id) for k, item in loaded.items()}
+    window = window_for(now)
+    if (bounds[0] and bounds[0] >= window.end) or (bounds[1] and bounds[1] <= window.start):
+        raise BadRequest(f"the range is outside the sync window {window.start.isoformat()} .. {window.end.isoformat()}")
+    return calendar_json(user_id, events, links, window, now, meta, start=bounds[0], end=bounds[1])
 
 
 def callback_page(result: auth.Outcome) -> str:

@@ -32,15 +32,20 @@ from core.adapters.auth import (
     TransientAuthError,
     mark_needs_reconnect,
 )
-from core.adapters.events import ConcurrencyConflict, EventChange, EventStore, IndexRow, change_between
+from core.adapters.events import ConcurrencyConflict, EventChange, EventStore, IndexRow, change_between, keep_seq
 from core.adapters.graph import DeltaExpired, GraphClient, GraphError
 from core.adapters.http import VerifyingSession
 from core.plan.model import UserState, Window
-from core.adapters.rows import iso
+from core.adapters.rows import RootMeta, iso
+from core.plan import change_feed
+from core.plan.calendar_view import EventMeta, event_json
 from core.plan.timezones import parse_graph_datetime
 from core.adapters.users import CONNECTED, KEY_MISSING_PREFIX, UserRecord, after_failure, after_success
 
 log = logging.getLogger(__name__)
+#: the Communifire-facing feeds, by their logical names (the queue names are settings)
+CHANGES = "calendar-changes"
+RESULTS = "outbound-results"
 
 _ITEM_FIELDS = (
     "id,type,seriesMasterId,subject,body,location,start,end,isAllDay,originalStartTimeZone,"
@@ -221,6 +226,8 @@ class SyncContext:
     clock: Callable[[], datetime]
     sleep: Callable[[float], None] = _time.sleep
     session: Any = None  # the process's one HTTP session (App.session)
+    #: sends one message to a Communifire-facing feed (``calendar-changes``, ``outbound-results``)
+    publish: Callable[[str, Mapping[str, Any]], None] = lambda feed, message: None
 
     def graph_for(self, user: UserRecord) -> tuple[GraphClient, TokenSource]:
         tokens = TokenSource(self.settings, self.users, self.sealer, self.make_msal, user)
@@ -321,23 +328,60 @@ def plan_user(ctx: SyncContext, user: UserRecord, now: datetime, *, full: bool =
     return PlannedSync(state, loaded, snapshot, plan, got.delta_link, window_start, tokens.user)
 
 
-def changes_for(user_id: str, state: UserState, loaded: Mapping[str, Any], plan: Any) -> list[EventChange]:
-    """The per-event storage changes that carry out a plan (apply_plan is the truth)."""
+def changes_for(user_id: str, state: UserState, loaded: Mapping[str, Any], plan: Any,
+                now: datetime | None = None, sync_id: str = "") -> list[EventChange]:
+    """The per-event storage changes that carry out a plan (apply_plan is the truth),
+    each with the change-feed message to publish once it committed (docs/changes.md)."""
     after = inbound.apply_plan(state, plan)
     by_event = plan.by_event()
     links_by_event: dict[str, list[Any]] = {}
     for l in after.links.values():
         links_by_event.setdefault(l.event_id, []).append(l)
     changes = []
+    window = window_for(now) if now is not None else None
     for event_id in sorted(set(state.events) | set(after.events)):
         audit = [
             {"kind": a.kind, "event_id": event_id, "rule": a.rule, "reason": a.reason} for a in by_event.get(event_id, ())
         ]
         links = links_by_event.get(event_id, [])
-        change = change_between(event_id, loaded.get(event_id), after.events.get(event_id), user_id, links, audit)
-        if change is not None:
-            changes.append(change)
+        change_id = f"{sync_id}-{event_id}" if sync_id else ""
+        before = loaded.get(event_id)
+        change = change_between(event_id, before, after.events.get(event_id), user_id, links, audit, change_id)
+        if change is None:
+            continue
+        if window is not None and now is not None and change_id:
+            feed = inbound_feed(change, before, after.events.get(event_id), links, user_id, window, now)
+            if feed is not None:
+                change = replace(change, feed=feed)
+            elif before is not None and after.events.get(event_id) is not None:
+                change = keep_seq(change, after.events[event_id], before.meta)
+        changes.append(change)
     return changes
+
+
+def inbound_feed(change: EventChange, before: Any, after_event: Any, my_links: list[Any], user_id: str,
+                 window: Window, now: datetime) -> dict[str, Any] | None:
+    """The change-feed message of one inbound change (None when Communifire sees no change)."""
+    meta_before = before.meta if before is not None else RootMeta()
+    old_doc = event_json(before.event, before.links, window, EventMeta(meta_before.seq, meta_before.communifire_id)) \
+        if before is not None else None
+    new_doc = None
+    if after_event is not None:
+        others = [l for l in (before.links if before is not None else ()) if l.user_id != user_id]
+        new_doc = event_json(after_event, [*others, *my_links], window,
+                             EventMeta(meta_before.seq + 1, meta_before.communifire_id))
+    changes = change_feed.event_changes(_comparable(old_doc), _comparable(new_doc))
+    if not changes:
+        return None  # only links moved (e.g. a new delta round): nothing Communifire shows
+    return change_feed.shrink(change_feed.feed_message(
+        change_id=change.change_id, event_id=change.event_id, communifire_id=meta_before.communifire_id,
+        seq=meta_before.seq + 1, at=now, source="inbound", changes=changes, rules=change.audit,
+        users=change_feed.concerned_users(old_doc, new_doc, extra=[user_id]), snapshot=new_doc))
+
+
+def _comparable(doc: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """A document without what every change moves on (seq), for comparing two states."""
+    return None if doc is None else {k: v for k, v in doc.items() if k != "seq"}
 
 
 def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False, full: bool = False) -> SyncReport:
@@ -382,13 +426,13 @@ def sync_user(ctx: SyncContext, user_id: str, *, inline: bool = False, full: boo
         ctx.audit.record(user_id, now, [{"kind": "hold", "rule": "safety", "reason": plan.held}], "sync")
         logs.warning(log, "sync held for an administrator", user_id=user_id)
         return SyncReport(user_id, "held", plan=plan, message=plan.held)
-    changes = changes_for(user_id, planned.state, planned.loaded, plan)
     sync_id = uuid.uuid4().hex
+    changes = changes_for(user_id, planned.state, planned.loaded, plan, now, sync_id)
     entries = [entry for change in changes for entry in change.audit]
     if entries:
         ctx.audit.record(user_id, now, entries, "sync")
     for change in changes:
-        message = {"v": 1, "kind": "event_change", "message_id": f"{sync_id}-{change.event_id}", "user_id": user_id,
+        message = {"v": 1, "kind": "event_change", "message_id": change.change_id, "user_id": user_id,
                    "change": change.to_json(), "audited": True}
         if inline:
             apply_event_change(ctx, message)
@@ -436,6 +480,11 @@ def apply_event_change(ctx: SyncContext, message: Mapping[str, Any]) -> str:
     try:
         ctx.events.apply(change)
     except ConcurrencyConflict:
+        if change.change_id and ctx.events.committed_change(change.event_id)[0] == change.change_id:
+            # Our own change committed before a crash: publish it (at least once) and stop.
+            logs.info(log, "change already committed; published again", user_id=user_id, event_id=change.event_id)
+            publish_change(ctx, change)
+            return "applied"
         # The delta position already moved past these changes: a full round re-reads them.
         logs.info(log, "event changed meanwhile; user re-planned", user_id=user_id, event_id=change.event_id)
         user = ctx.users.get(user_id)
@@ -445,4 +494,24 @@ def apply_event_change(ctx: SyncContext, message: Mapping[str, Any]) -> str:
         return "conflict"
     if not message.get("audited"):
         ctx.audit.record(user_id, ctx.clock(), change.audit, "sync")
+    publish_change(ctx, change)
     return "applied"
+
+
+def publish_change(ctx: SyncContext, change: EventChange) -> None:
+    """Put the change's feed message on ``calendar-changes``, after its commit (issue 12)."""
+    if change.feed is not None:
+        publish_checked(ctx.publish, CHANGES, change.feed)
+
+
+def publish_checked(publish: Callable[[str, Mapping[str, Any]], None], feed: str, message: Mapping[str, Any]) -> None:
+    """Check a feed message against its schema (the producer's side of the one validator),
+    then send it. A message that breaks the schema is an app bug: logged, still sent, so
+    Communifire hears of the change (its consumer says what is wrong)."""
+    from core.app.contracts import ContractError, validate_feed
+
+    try:
+        validate_feed(feed, message)
+    except ContractError as exc:
+        logs.warning(log, "feed message breaks its schema", feed=feed, problems=str(exc)[:2000])
+    publish(feed, message)

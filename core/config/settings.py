@@ -39,7 +39,13 @@ QUEUE_SETTINGS: dict[str, str] = {
     "sync-jobs": "SyncJobsQueue",
     "writes": "WritesQueue",
     "outbound": "OutboundQueue",
+    # the feeds to Communifire (issue 12, docs/changes.md): written by the app, read by
+    # Communifire's backend; no trigger binds them and they have no poison twin
+    "calendar-changes": "CalendarChangesQueue",
+    "outbound-results": "OutboundResultsQueue",
 }
+#: The queues Communifire reads (no trigger, no poison twin).
+FEED_QUEUES = frozenset({"calendar-changes", "outbound-results"})
 #: Azure queue names: 3-63 lower-case letters, digits and single hyphens, starting and
 #: ending with a letter or digit; 56 at most here so that ``-poison`` still fits.
 _QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,54}[a-z0-9]$")
@@ -79,6 +85,8 @@ SETTING_HELP: dict[str, str] = {
     "SyncJobsQueue": "queue of per-user sync jobs (default sync-jobs; the sync_user trigger binds %SyncJobsQueue%)",
     "WritesQueue": "queue of reconciled writes (default writes; the apply_writes trigger binds %WritesQueue%)",
     "OutboundQueue": "queue of Communifire changes (default outbound; the apply_outbound trigger binds %OutboundQueue%)",
+    "CalendarChangesQueue": "queue of the change feed Communifire reads (default calendar-changes, docs/changes.md)",
+    "OutboundResultsQueue": "queue of outbound results Communifire reads (default outbound-results, docs/changes.md)",
 }
 
 

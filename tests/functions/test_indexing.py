@@ -21,7 +21,8 @@ def trigger(name):
 
 def test_every_function_is_registered_once_with_a_unique_name():
     assert set(functions()) == {"oauth_connect", "oauth_callback", "oauth_status", "oauth_disconnect", "sync_timer",
-                                "sync_user", "apply_writes", "apply_outbound", "graph_notifications", "graph_lifecycle"}
+                                "sync_user", "apply_writes", "apply_outbound", "graph_notifications", "graph_lifecycle",
+                                "read_calendar"}
 
 
 def test_http_routes_methods_and_auth_levels():
@@ -44,6 +45,12 @@ def test_graph_notification_endpoints_are_anonymous_posts_beside_the_callback():
         t = trigger(name)
         assert t["route"] == route and t["authLevel"] == func.AuthLevel.ANONYMOUS
         assert [m.value for m in t["methods"]] == ["POST"]
+
+
+def test_the_read_api_is_a_function_key_get_on_calendar_user_issue_12():
+    read = trigger("read_calendar")
+    assert read["route"] == "calendar/{user}" and read["authLevel"] == func.AuthLevel.FUNCTION
+    assert [m.value for m in read["methods"]] == ["GET"]
 
 
 def test_the_callback_path_has_no_api_prefix():

@@ -34,8 +34,9 @@ def test_six_field_ncrontab_has_seconds_first_and_is_utc():
         after = datetime(2026, 1, 1, 10, 7, 0, tzinfo=timezone.utc)
         assert host.next_run("sync_timer", after) == datetime(2026, 1, 1, 10, 15, 30, tzinfo=timezone.utc)
         routes = sorted(p.pattern for p, *_ in host.http_routes)
-        assert routes == ["^/oauth2/outlook/callback$", "^/oauth2/outlook/connect$", "^/oauth2/outlook/disconnect$",
-                          "^/oauth2/outlook/lifecycle$", "^/oauth2/outlook/notifications$", "^/oauth2/outlook/status$"]
+        assert routes == ["^/calendar/(?P<user>[^/]+)$", "^/oauth2/outlook/callback$", "^/oauth2/outlook/connect$",
+                          "^/oauth2/outlook/disconnect$", "^/oauth2/outlook/lifecycle$", "^/oauth2/outlook/notifications$",
+                          "^/oauth2/outlook/status$"]
         assert set(host.queues) == {"sync_user", "apply_writes", "apply_outbound"} and set(host.timers) == {"sync_timer"}
     finally:
         host.stop()
