@@ -8,6 +8,7 @@ never overwrites an event that changed since it was planned (SPEC section 7).
 
 from __future__ import annotations
 
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -51,6 +52,8 @@ class LoadedEvent:
     versions: str = ""  # JSON, see VERSIONS_ROW
     row_keys: tuple[str, ...] = ()  # every row of the partition as read
     meta: RootMeta = RootMeta()
+    #: outbound operation id -> what it published when it committed (its ``op|`` row)
+    ops: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +168,11 @@ class EventStore:
                 etag = entity.metadata["etag"]
         if ROOT not in rows:
             return None
-        event, links = rows_to_event(event_id, rows)
+        ops = {str(props.get("OperationId", "")): json.loads(join_chunks("Published", props) or "{}")
+               for key, props in rows.items() if key.startswith("op|")}
+        event, links = rows_to_event(event_id, {k: v for k, v in rows.items() if not k.startswith("op|")})
         return LoadedEvent(event, tuple(links), etag, join_chunks("Versions", rows.get(VERSIONS_ROW) or {}) or "",
-                           tuple(sorted(rows)), root_meta(rows[ROOT]))
+                           tuple(sorted(rows)), root_meta(rows[ROOT]), ops)
 
     def index_for_user(self, user_id: str) -> dict[str, IndexRow]:
         """Outlook id -> (event id, link kind) for every item of this user we know (one query)."""

@@ -32,7 +32,7 @@ from core.config.settings import FEED_QUEUES, QUEUE_SETTINGS, Settings
 log = logging.getLogger(__name__)
 
 TABLES = ("Users", "AuthFlows", "Events", "OutlookIndex", "MeetingIndex", "Audit", "Payloads", "Operations",
-          "Subscriptions", "SyncRequests", "NotificationStats")
+          "Subscriptions", "SyncRequests", "NotificationStats", "Bindings")
 QUEUES = tuple(QUEUE_SETTINGS)  # logical names; the real ones come from settings
 #: Queue messages are at most 64 KiB; base64 adds a third. Larger payloads go by reference.
 MAX_INLINE_MESSAGE = 45_000

@@ -95,7 +95,7 @@ def check_version(name: str, message: Mapping[str, Any]) -> None:
     major = CONTRACTS[name][1]
     version = message.get("v", message.get("version"))
     if version != major:
-        raise ContractError([f"v: unknown major version {version!r}; this app reads version {major}"])
+        raise ContractError([f"v: unknown message version {version!r} (a major version); this app reads version {major}"])
 
 
 def problems(name: str, message: Mapping[str, Any], *, strict: bool = False) -> list[str]:
@@ -115,15 +115,16 @@ def unknown_fields(name: str, message: Mapping[str, Any]) -> list[str]:
     return sorted(out)
 
 
-def accept(name: str, message: Mapping[str, Any], *, source: str = "") -> dict[str, Any]:
-    """The consumer's check: the major version, the schema, and unknown fields tolerated
-    (one log line, then removed). Returns the message to act on.
+def accept(name: str, message: Mapping[str, Any], *, source: str = "", schema: bool = True) -> dict[str, Any]:
+    """The consumer's check: the major version, the schema (unless the caller runs it
+    after its own semantic checks), and unknown fields tolerated (one log line, then
+    removed). Returns the message to act on.
 
     Raises:
         ContractError: another major version, or a schema problem.
     """
     check_version(name, message)
-    found = problems(name, message)
+    found = problems(name, message) if schema else []
     if found:
         raise ContractError(found)
     unknown = unknown_fields(name, message)

@@ -38,16 +38,19 @@ from urllib.parse import quote
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from core.plan import delivery, outbound
+from core.app import binding, contracts
+from core.plan import change_feed, delivery, outbound
+from core.plan.calendar_view import EventMeta, event_json
 from core.adapters import logs
-from core.adapters.events import VERSIONS_ROW, ConcurrencyConflict, EventChange, EventStore, LoadedEvent
+from core.adapters.events import VERSIONS_ROW, ConcurrencyConflict, EventChange, EventStore, LoadedEvent, next_meta
+from core.app.sync import CHANGES, RESULTS, publish_checked, window_for
 from core.adapters.graph import GraphClient, GraphError
 from core.plan.model import Event, OutlookLink
 from core.plan.outbound import DirectoryUser, Expect, OutboundMessage, OutboundPlan, Step, merge, ordering
 from core.plan.outlook_items import (
     APP_EVENT_ID_PROPERTY, OutlookItemError, content_hash, content_of, hash_content, parse_item,
 )
-from core.adapters.rows import ROOT, event_rows, iso
+from core.adapters.rows import ROOT, RootMeta, event_rows, iso
 from core.adapters.storage import Storage, escape_key, join_chunks, split_chunks
 from core.plan.timezones import parse_utc
 
@@ -99,13 +102,16 @@ class OperationRecord:
     waits: int = 0  # times re-scheduled (throttling, waiting for the event's create)
     waiting_since: str = ""  # when the current run of waits began (empty: not waiting)
     retry_at: str = ""  # when a waiting operation is tried again
+    #: what the ``outbound-results`` message says besides the status (issue 12); not stored
+    result: dict[str, Any] = field(default_factory=dict)
 
 
 class Operations:
     """The Operations table: one row per outbound operation id (PartitionKey ``outbound``)."""
 
-    def __init__(self, storage: Storage):
+    def __init__(self, storage: Storage, publish: Callable[[str, Mapping[str, Any]], None] | None = None):
         self._table = storage.table(OPERATIONS_TABLE)
+        self.publish = publish if publish is not None else storage.publish
 
     def get(self, key: str) -> OperationRecord | None:
         try:
@@ -166,6 +172,18 @@ def set_status(ops: Operations, rec: OperationRecord, status: str, now: datetime
         rec.retry_at = iso(retry_at) if retry_at else ""
     elif status != delivery.RUNNING:
         rec.waiting_since, rec.retry_at = "", ""
+    public = change_feed.RESULT_STATUS.get(status)
+    if public is not None and rec.key:
+        # published before the record is saved: a crash in between leaves the operation
+        # unfinished, so its redelivery publishes again (at least once, never lost)
+        r = rec.result
+        message = change_feed.result_message(
+            operation_id=rec.key, status=public, at=now, event_id=r.get("event_id") or rec.event_id,
+            communifire_id=r.get("communifire_id", ""), reason=reason,
+            until=retry_at if status == delivery.WAITING else None, seq=r.get("seq"),
+            change_id=r.get("change_id", ""), side_effects=r.get("side_effects", ()),
+            outlook_writes=r.get("outlook_writes", ()), snapshot=r.get("event"))
+        publish_checked(ops.publish, RESULTS, change_feed.fit_result(message))
     ops.save(rec, now)
     if status in (delivery.REJECTED,):
         logs.warning(log, "outbound operation rejected", operation_id=rec.key, event_id=rec.event_id, reason=reason)
@@ -416,6 +434,7 @@ class Outcome:
     steps: int = 0
     plan: OutboundPlan | None = None
     reason: str = ""
+    result: Mapping[str, Any] | None = None
 
 
 def _directory(ctx: Any, msg: OutboundMessage, loaded: LoadedEvent | None) -> dict[str, DirectoryUser]:
@@ -427,7 +446,8 @@ def _directory(ctx: Any, msg: OutboundMessage, loaded: LoadedEvent | None) -> di
 
 
 def _build_change(plan: OutboundPlan, loaded: LoadedEvent | None, new_event: Event | None,
-                  links: list[OutlookLink], op_key: str, now: datetime, versions: str = "") -> EventChange | None:
+                  links: list[OutlookLink], op_key: str, now: datetime, versions: str = "", change_id: str = "",
+                  published: Mapping[str, Any] | None = None) -> EventChange | None:
     event_id = plan.event_id
     before_links = list(loaded.links) if loaded else []
     old_keys = {(l.user_id, l.outlook_id): l for l in before_links}
@@ -436,11 +456,16 @@ def _build_change(plan: OutboundPlan, loaded: LoadedEvent | None, new_event: Eve
         if loaded is None:
             return None
         return EventChange(event_id=event_id, base_etag=loaded.etag, upserts={}, deletes=(), delete_event=True,
-                           index_remove=tuple(sorted(old_keys)), meeting_uid=loaded.event.meeting_uid)
-    old_rows = event_rows(loaded.event, before_links) if loaded else {}
-    new_rows = event_rows(new_event, links)
+                           index_remove=tuple(sorted(old_keys)), meeting_uid=loaded.event.meeting_uid,
+                           change_id=change_id)
+    old_meta = loaded.meta if loaded else RootMeta()
+    old_rows = event_rows(loaded.event, before_links, old_meta) if loaded else {}
+    new_rows = event_rows(new_event, links, new_meta(loaded, event_id, change_id))
     upserts: dict[str, dict[str, Any]] = {k: v for k, v in new_rows.items() if old_rows.get(k) != v}
-    upserts[f"op|{escape_key(op_key)}"] = {"OperationId": op_key, "At": iso(now)}
+    # the operation's row, in the same transaction: what it published, so a redelivery
+    # after a crash publishes the same messages again instead of re-running (issue 12)
+    upserts[f"op|{escape_key(op_key)}"] = {"OperationId": op_key, "At": iso(now),
+                                          **split_chunks("Published", json.dumps(published or {}, sort_keys=True))}
     if versions and versions != (loaded.versions if loaded else ""):
         upserts[VERSIONS_ROW] = split_chunks("Versions", versions)  # ordering: what was applied, per key
     if loaded is not None and ROOT not in upserts:
@@ -450,7 +475,49 @@ def _build_change(plan: OutboundPlan, loaded: LoadedEvent | None, new_event: Eve
                       if (u, o) not in old_keys or old_keys[(u, o)].kind != l.kind)
     index_remove = tuple(sorted(k for k in old_keys if k not in new_keys))
     return EventChange(event_id=event_id, base_etag=loaded.etag if loaded else None, upserts=upserts, deletes=deletes,
-                       index_add=index_add, index_remove=index_remove, meeting_uid=new_event.meeting_uid)
+                       index_add=index_add, index_remove=index_remove, meeting_uid=new_event.meeting_uid,
+                       change_id=change_id)
+
+
+def new_meta(loaded: LoadedEvent | None, event_id: str, change_id: str) -> RootMeta:
+    """The root metadata after an outbound operation: one more change; an event created
+    from Communifire is bound to the id Communifire gave it (issue 12)."""
+    if loaded is None:
+        return RootMeta(1, change_id, event_id)
+    return next_meta(loaded.meta, change_id)
+
+
+def outlook_writes(steps: Iterable[Step], progress: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Each Outlook write of an operation with its outcome, for its result message."""
+    return [{"user_id": s.user_id, "action": s.action, "rule": s.rule, "reason": s.reason,
+             "outcome": str((progress.get(s.id) or {}).get("outcome", "not done"))} for s in steps]
+
+
+def published_messages(msg: OutboundMessage, plan: OutboundPlan, loaded: LoadedEvent | None, new_event: Event | None,
+                       links: list[OutlookLink], steps: Iterable[Step], progress: Mapping[str, Any], change_id: str,
+                       now: datetime) -> dict[str, Any]:
+    """What an applied operation tells Communifire: its result fields and, when it changed
+    more than the message asked (A3, A6, A8), its change-feed message (docs/changes.md)."""
+    window = window_for(now)
+    meta = new_meta(loaded, plan.event_id, change_id)
+    before = event_json(loaded.event, loaded.links, window, EventMeta(loaded.meta.seq, loaded.meta.communifire_id)) \
+        if loaded else None
+    after = event_json(new_event, links, window, EventMeta(meta.seq, meta.communifire_id)) if new_event else None
+    strip = (lambda d: None if d is None else {k: v for k, v in d.items() if k != "seq"})
+    asked = change_feed.Asked(msg.operation, msg.scope, msg.instance, frozenset(msg.event.given))
+    effects = change_feed.side_effects(change_feed.event_changes(strip(before), strip(after)), asked)
+    result = {"event_id": plan.event_id, "communifire_id": meta.communifire_id, "seq": meta.seq,
+              "change_id": change_id, "side_effects": effects, "outlook_writes": outlook_writes(steps, progress),
+              "event": after}
+    feed = None
+    if effects:
+        rules = [{"rule": s.rule, "reason": f"{s.user_id}: {s.reason}"} for s in steps] or \
+            [{"rule": "A9", "reason": "; ".join(plan.notes) or "side effect of the operation"}]
+        feed = change_feed.shrink(change_feed.feed_message(
+            change_id=change_id, event_id=plan.event_id, communifire_id=meta.communifire_id, seq=meta.seq, at=now,
+            source="outbound", operation_id=msg.operation_id, changes=effects, rules=rules,
+            users=change_feed.concerned_users(before, after), snapshot=after))
+    return {"result": result, "feed": feed}
 
 
 class OutboundRunner:
@@ -518,6 +585,9 @@ class OutboundRunner:
                                                                "series" if l.kind == "series" else "single")
                             for l in (loaded.links if loaded else ()) if l.kind in ("single", "series")}
             plan = self._plan(msg, loaded)
+            done = loaded.ops.get(original.operation_id) if loaded is not None else None
+            if done is not None:
+                return self._committed(original, done)
             if plan.refused:
                 raise OutboundRejected(plan.refused, msg.operation_id)
             rec.event_id = plan.event_id
@@ -541,8 +611,12 @@ class OutboundRunner:
                 if fixes:
                     links = self._observe(plan, loaded, directory, mailboxes, rec)
                 new_event = _settle(new_event, links, msg)
+            change_id = f"op:{msg.operation_id}"
+            steps_done = [*plan.steps, *(fixes if new_event is not None else ())]
+            published = published_messages(msg, plan, loaded, new_event, links, steps_done, rec.progress, change_id,
+                                           self.clock())
             change = _build_change(plan, loaded, new_event, links, msg.operation_id, self.clock(),
-                                   ordering.dumps(ordering.record(msg, applied)))
+                                   ordering.dumps(ordering.record(msg, applied)), change_id, published)
             if change is None:
                 return Outcome("nothing", msg.operation_id, plan.event_id, len(plan.steps), plan)
             try:
@@ -556,9 +630,21 @@ class OutboundRunner:
                  "reason": f"{s.user_id}: {s.reason}"} for s in plan.steps
             ] + _conflict_audit(plan, rec) or [{"kind": f"outbound {msg.operation}", "event_id": plan.event_id, "rule": "A9",
                    "reason": "; ".join(plan.notes) or "no Outlook write needed"}], "outbound")
-            return Outcome("applied", msg.operation_id, plan.event_id, len(plan.steps), plan, verdict.reason)
+            if published["feed"] is not None:
+                publish_checked(self.ctx.publish, CHANGES, published["feed"])
+            return Outcome("applied", msg.operation_id, plan.event_id, len(plan.steps), plan, verdict.reason,
+                           published["result"])
         raise ConcurrencyConflict(f"event {original.event.id} kept changing while operation {original.operation_id} "
                                   "was applied")
+
+    def _committed(self, msg: OutboundMessage, published: Mapping[str, Any]) -> Outcome:
+        """The operation committed before a crash: publish what it published, change nothing."""
+        logs.info(log, "outbound operation already committed; published again", operation_id=msg.operation_id)
+        if published.get("feed"):
+            publish_checked(self.ctx.publish, CHANGES, published["feed"])
+        result = published.get("result") or {}
+        return Outcome("applied", msg.operation_id, str(result.get("event_id") or msg.event.id), 0, None,
+                       result=result)
 
     def _remember_before(self, rec: OperationRecord, loaded: LoadedEvent | None,
                          directory: Mapping[str, DirectoryUser], mailboxes: _Mailboxes) -> None:
@@ -749,8 +835,16 @@ def run_outbound(app: Any, body: str | bytes) -> str:
         logs.info(log, "outbound message already applied", operation_id=key, status=rec.status)
         return "duplicate"
     try:
+        data = contracts.accept("outbound", data, source=key, schema=False)  # versions, unknown fields
+        data = binding.resolve_event_name(binding.Bindings(app.storage), data)
+        if data.get("operation") == "bind":
+            contracts.accept("outbound", data, source=key)
+            return _run_bind(app, ops, rec, data, raw)
         msg = outbound.parse_message(data)
-    except outbound.MessageError as exc:
+        found = contracts.problems("outbound", data)  # the producer's schema, after the clearer semantic checks
+        if found:
+            raise contracts.ContractError(found)
+    except (outbound.MessageError, contracts.ContractError) as exc:
         return poison_now(app, ops, rec, raw, f"invalid message: {exc}")
     refusal = admission_refusal(msg, raw_size=len(raw))
     if refusal:
@@ -777,6 +871,7 @@ def run_outbound(app: Any, body: str | bytes) -> str:
             set_status(ops, rec, delivery.RUNNING, app.clock(), reason=what)
             raise  # a dropped connection, a 500, an expired token: the host retries
         return poison_now(app, ops, rec, raw, what)
+    rec.result = dict(outcome.result or {"event_id": outcome.event_id})
     status = delivery.STALE if outcome.status == "stale" else delivery.APPLIED
     set_status(ops, rec, status, app.clock(), reason=outcome.reason,
                summary=f"{outcome.status}: {outcome.steps} Outlook write(s) planned")
@@ -810,6 +905,19 @@ def _wait_or_poison(app: Any, ops: Operations, rec: OperationRecord, raw: bytes,
                                               visibility_timeout=decision.delay_seconds)
     set_status(ops, rec, delivery.WAITING, now, reason=decision.reason, retry_at=decision.retry_at(now))
     return "waiting"
+
+
+def _run_bind(app: Any, ops: Operations, rec: OperationRecord, data: Mapping[str, Any], raw: bytes) -> str:
+    """The ``bind`` operation: Communifire's content id for an event (issue 12)."""
+    event_id, communifire_id = str(data["event"]["id"]), str(data["communifire_id"])
+    rec.event_id = event_id
+    rec.attempts += 1
+    try:
+        rec.result = binding.bind(app.storage, rec.key, event_id, communifire_id, app.clock(), window_for(app.clock()))
+    except binding.BindRefused as exc:
+        return poison_now(app, ops, rec, raw, str(exc))
+    set_status(ops, rec, delivery.APPLIED, app.clock(), summary=f"bound to Communifire id {communifire_id}")
+    return "applied"
 
 
 def dry_run(app: Any, data: Mapping[str, Any]) -> OutboundPlan:

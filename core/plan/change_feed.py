@@ -259,3 +259,55 @@ def shrink(message: Mapping[str, Any], limit: int = MAX_INLINE) -> dict[str, Any
     if len(json.dumps(out, separators=(",", ":"))) > limit:
         out["changes"] = [{"type": c["type"]} for c in slim]
     return out
+
+
+RESULT_KIND = "outbound_result"
+#: Operation record statuses -> the result status Communifire reads (docs/changes.md).
+RESULT_STATUS = {"done": "applied", "applied": "applied", "stale": "stale", "rejected": "rejected",
+                 "failed": "rejected", "waiting": "waiting"}
+
+
+def result_message(
+    *,
+    operation_id: str,
+    status: str,
+    at: datetime,
+    event_id: str = "",
+    communifire_id: str = "",
+    reason: str = "",
+    until: datetime | None = None,
+    seq: int | None = None,
+    change_id: str = "",
+    side_effects: Sequence[Mapping[str, Any]] = (),
+    outlook_writes: Sequence[Mapping[str, str]] = (),
+    snapshot: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One ``outbound-results`` message (schemas/outbound-result.v1.schema.json)."""
+    return {
+        "v": VERSION,
+        "kind": RESULT_KIND,
+        "operation_id": operation_id,
+        "status": status,
+        "event_id": event_id or None,
+        "communifire_id": communifire_id or None,
+        "at": iso(at),
+        "reason": reason or None,
+        "until": iso(until) if until else None,
+        "seq": seq,
+        "change_id": change_id or None,
+        "side_effects": [dict(c) for c in side_effects],
+        "outlook_writes": [dict(w) for w in outlook_writes],
+        "event": dict(snapshot) if snapshot is not None else None,
+    }
+
+
+def fit_result(message: Mapping[str, Any], limit: int = MAX_INLINE) -> dict[str, Any]:
+    """A result that fits a queue message: above ``limit`` the snapshot is left out (read
+    it from the read API), then the per-instance values of the side effects."""
+    out = dict(message)
+    if len(json.dumps(out, separators=(",", ":"))) <= limit:
+        return out
+    out["event"] = None
+    if len(json.dumps(out, separators=(",", ":"))) > limit:
+        out["side_effects"] = shrink({"changes": out["side_effects"], "event_id": out["event_id"] or ""}, 0)["changes"]
+    return out

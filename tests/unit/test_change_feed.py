@@ -220,7 +220,7 @@ def test_the_consumer_ignores_a_newer_producers_additive_fields_with_one_log_lin
 
 
 def test_an_unknown_major_version_is_refused_and_a_schema_break_named():
-    with pytest.raises(ContractError, match="unknown major version 2"):
+    with pytest.raises(ContractError, match="unknown message version 2"):
         accept("outbound", outbound_message(v=2))
     with pytest.raises(ContractError, match="operation"):
         accept("outbound", outbound_message(operation="explode"))
