@@ -505,7 +505,7 @@ def published_messages(msg: OutboundMessage, plan: OutboundPlan, loaded: LoadedE
     after = event_json(new_event, links, window, EventMeta(meta.seq, meta.communifire_id)) if new_event else None
     strip = (lambda d: None if d is None else {k: v for k, v in d.items() if k != "seq"})
     asked = change_feed.Asked(msg.operation, msg.scope, msg.instance, frozenset(msg.event.given))
-    effects = change_feed.side_effects(change_feed.event_changes(strip(before), strip(after)), asked)
+    effects = change_feed.side_effects(change_feed.event_changes(strip(before), strip(after)), asked, before, after)
     result = {"event_id": plan.event_id, "communifire_id": meta.communifire_id, "seq": meta.seq,
               "change_id": change_id, "side_effects": effects, "outlook_writes": outlook_writes(steps, progress),
               "event": after}

@@ -1,13 +1,18 @@
 """For the Communifire side: build, validate and enqueue one outbound message.
 
-Owns: the producer half of the contract in ``docs/messages.md``. Usable on its own
-(it needs only ``azure-storage-queue`` and ``jsonschema``): validate against the JSON
-Schema and the app's own parser, then put the UTF-8 JSON on the ``outbound`` queue
-*base64-encoded* (``TextBase64EncodePolicy``), which is what the Functions queue trigger
-expects by default (AZURE.md section 1: an unencoded message lands in the poison queue).
+Owns: the producer half of the contract in ``docs/messages.md``: validate with the same
+JSON Schema and checks the consumer runs (``core.app.contracts``, strict: a field the
+schema does not declare is refused here, where it can only be a typo), then put the
+UTF-8 JSON on the ``outbound`` queue *base64-encoded* (``TextBase64EncodePolicy``),
+which is what the Functions queue trigger expects by default (AZURE.md section 1: an
+unencoded message lands in the poison queue).
+
+The deployed storage account accepts Microsoft Entra tokens only (no account keys), so
+in Azure use ``from_identity`` (``DefaultAzureCredential``: a managed identity, or the
+admin's ``az login``); ``from_connection_string`` is for Azurite and local tests.
 
     from core.app.producer import OutboundProducer
-    producer = OutboundProducer.from_connection_string(conn)
+    producer = OutboundProducer.from_identity("https://<account>.queue.core.windows.net")
     producer.send(message_dict)
 """
 
@@ -43,23 +48,27 @@ def validate(message: Mapping[str, Any]) -> None:
     Raises:
         InvalidMessage: with every schema problem, or the parser's reason.
     """
-    from jsonschema import Draft202012Validator
+    from core.app.contracts import ContractError, check_version, problems
 
-    problems = [
-        f"{'/'.join(str(p) for p in err.absolute_path) or '<message>'}: {err.message}"
-        for err in sorted(Draft202012Validator(schema()).iter_errors(dict(message)), key=lambda e: list(e.absolute_path))
-    ]
+    found = []
+    try:
+        check_version("outbound", message)
+    except ContractError as exc:
+        found += exc.problems
+    found += [p for p in problems("outbound", message, strict=True) if not p.startswith("v:")]
     size = len(encode(message).encode("utf-8"))
     from core.plan.outbound.admission import refusal, size_refusal
 
     if size_refusal(size):
-        problems.append(size_refusal(size))
-    if problems:
-        raise InvalidMessage(problems)
+        found.append(size_refusal(size))
+    if found:
+        raise InvalidMessage(found)
     from core.plan.outbound import MessageError, parse_message
 
     envelope = ("traceparent", "tracestate")  # trace context, not part of the change (telemetry)
     try:
+        if message.get("operation") == "bind":  # bind is checked by the schema alone
+            return
         parsed = parse_message({k: v for k, v in message.items() if k not in envelope})
     except MessageError as exc:
         raise InvalidMessage([f"invalid message: {exc}"]) from exc
@@ -86,6 +95,19 @@ class OutboundProducer:
         client = QueueClient.from_connection_string(
             connection_string, queue, message_encode_policy=TextBase64EncodePolicy(),
             message_decode_policy=TextBase64DecodePolicy())
+        return cls(client)
+
+    @classmethod
+    def from_identity(cls, queue_service_uri: str, queue: str = QUEUE, credential: Any = None) -> "OutboundProducer":
+        """A producer for the deployed storage account: Microsoft Entra ID, no keys
+        (``DefaultAzureCredential`` unless a credential is given). The identity needs
+        Storage Queue Data Message Sender on the ``outbound`` queue (infra/app/rbac.bicep)."""
+        from azure.identity import DefaultAzureCredential
+        from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+        client = QueueClient(queue_service_uri.rstrip("/"), queue, credential=credential or DefaultAzureCredential(),
+                             message_encode_policy=TextBase64EncodePolicy(),
+                             message_decode_policy=TextBase64DecodePolicy())
         return cls(client)
 
     def send(self, message: Mapping[str, Any]) -> str:

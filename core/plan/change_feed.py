@@ -132,13 +132,37 @@ _MESSAGE_FIELDS = {"title": "title", "body": "body", "location": "location", "st
                    "recurrence": "recurrence"}
 
 
-def side_effects(changes: Sequence[Mapping[str, Any]], asked: Asked) -> list[dict[str, Any]]:
+_MODEL_TO_DOC = {"is_all_day": "all_day"}
+
+
+def _lost_own_changes(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """After a series time change every instance moves to a new slot (O5); pair them in
+    order and name the instances that lost changes of their own, or their state, on the
+    way (A3, A6: a time change keeps each exception's own non-time changes only)."""
+    old, new = list((before or {}).get("instances") or ()), list((after or {}).get("instances") or ())
+    if not old or len(old) != len(new):
+        return []
+    out = []
+    for b, a in zip(old, new):
+        lost = sorted(_MODEL_TO_DOC.get(f, f) for f in set(b["changed_fields"]) - set(a["changed_fields"]))
+        if b["state"] != a["state"]:
+            lost.append("state")
+        if lost:
+            out.append({"original_start": a["original_start"], "previous_original_start": b["original_start"],
+                        "fields": lost, "values": {f: a.get(f) for f in lost}})
+    return out
+
+
+def side_effects(changes: Sequence[Mapping[str, Any]], asked: Asked, before: Mapping[str, Any] | None = None,
+                 after: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """The changes an outbound operation made beyond what its message asked (A3, A6, A8).
 
     Kept: instance changes of fields the message did not give, instances that moved,
     were added, removed, deleted or restored without being the message's target,
-    other users' RSVPs. The target of a ``single``/``following`` message and the fields
-    of an ``all`` message are what Communifire already shows.
+    other users' RSVPs, and, after a series time change, the instances that lost a
+    change of their own (``before``/``after``: the event's documents). The target of a
+    ``single``/``following`` message and the fields of an ``all`` message are what
+    Communifire already shows.
     """
     if asked.operation == "create" or (asked.operation == "delete" and asked.scope == "all"):
         return []
@@ -182,6 +206,10 @@ def side_effects(changes: Sequence[Mapping[str, Any]], asked: Asked) -> list[dic
             out.append(dict(change))
         else:
             out.append(dict(change))
+    if asked.operation == "update" and asked.scope == "all" and time_given:
+        lost = _lost_own_changes(before, after)
+        if lost:
+            out.append({"type": "instances_changed", "instances": lost})
     return out
 
 
@@ -308,6 +336,7 @@ def fit_result(message: Mapping[str, Any], limit: int = MAX_INLINE) -> dict[str,
     if len(json.dumps(out, separators=(",", ":"))) <= limit:
         return out
     out["event"] = None
+    out["by_reference"] = {"read_api": f"calendar/{{user}}?event={message['event_id']}"}
     if len(json.dumps(out, separators=(",", ":"))) > limit:
         out["side_effects"] = shrink({"changes": out["side_effects"], "event_id": out["event_id"] or ""}, 0)["changes"]
     return out

@@ -298,6 +298,15 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'OutboundQueue'
           value: 'outbound'
         }
+        // The feeds Communifire's backend reads (docs/changes.md); no trigger binds them.
+        {
+          name: 'CalendarChangesQueue'
+          value: 'calendar-changes'
+        }
+        {
+          name: 'OutboundResultsQueue'
+          value: 'outbound-results'
+        }
       ], optionalSettings)
     }
     functionAppConfig: {

@@ -29,9 +29,13 @@
 //   Monitoring Metrics Publisher (Application Insights)
 //     Send telemetry with an Entra token, required because local auth is disabled.
 //
-// The Communifire backend (communifirePrincipalId, optional):
+// The Communifire backend (communifirePrincipalId, optional), exactly what it does
+// (docs/changes.md, "For the .NET team"):
 //   Storage Queue Data Message Sender (the `outbound` queue only): put messages on the
-//     one queue it writes to. It cannot read, delete or see any other queue or table.
+//     one queue it writes to.
+//   Storage Queue Data Message Processor (the `calendar-changes` and `outbound-results`
+//     queues only): peek, receive and delete the messages of the two feeds it reads.
+//   Nothing else: no other queue, no table, nothing at the account's scope.
 //
 // The admin (principalId, optional):
 //   Key Vault Secrets Officer (vault): set and rotate the client secret after deployment.
@@ -62,7 +66,7 @@ param adminPrincipalId string = ''
 ])
 param adminPrincipalType string = 'User'
 
-@description('Object id of the service principal (or managed identity) the Communifire backend uses to send to the outbound queue; empty: none.')
+@description('Object id of the service principal (or managed identity) the Communifire backend uses: send on the outbound queue, read and delete on calendar-changes and outbound-results; empty: none.')
 param communifirePrincipalId string = ''
 
 // Built-in role definition ids (identical in every tenant).
@@ -76,6 +80,7 @@ var roles = {
   keyVaultCryptoOfficer: '14b46e9e-c2b7-41b4-b07b-48a6ebf60603'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
+  storageQueueDataMessageProcessor: '8a0f0c08-91a1-4084-bc3d-661d67233fed'
 }
 
 var appStorageRoles = [
@@ -103,6 +108,16 @@ resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-0
 resource outboundQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
   parent: queueService
   name: 'outbound'
+}
+
+resource changesQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  parent: queueService
+  name: 'calendar-changes'
+}
+
+resource resultsQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  parent: queueService
+  name: 'outbound-results'
 }
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
@@ -169,6 +184,26 @@ resource communifireOutbound 'Microsoft.Authorization/roleAssignments@2022-04-01
   scope: outboundQueue
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
+    principalId: communifirePrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource communifireChanges 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(communifirePrincipalId)) {
+  name: guid(changesQueue.id, communifirePrincipalId, roles.storageQueueDataMessageProcessor)
+  scope: changesQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageProcessor)
+    principalId: communifirePrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource communifireResults 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(communifirePrincipalId)) {
+  name: guid(resultsQueue.id, communifirePrincipalId, roles.storageQueueDataMessageProcessor)
+  scope: resultsQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageProcessor)
     principalId: communifirePrincipalId
     principalType: 'ServicePrincipal'
   }

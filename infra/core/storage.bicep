@@ -15,7 +15,8 @@
 // and the account is reached only through its private endpoints (infra/network).
 //
 // The queues are created here because `outbound` is the contract with the Communifire
-// backend, which must be able to enqueue before the app has ever run, and so that
+// backend, which must be able to enqueue before the app has ever run (and read the two
+// feeds it is granted, calendar-changes and outbound-results: docs/changes.md), and so that
 // "outlook-sync poison list" finds the poison queues before the first failure. The
 // tables are the app's own business: it creates any that is missing on first use
 // (core/storage.py, Storage.ensure), so their list is not repeated here.
@@ -56,6 +57,8 @@ var queueNames = [
   'writes-poison'
   'outbound'
   'outbound-poison'
+  'calendar-changes'
+  'outbound-results'
 ]
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {

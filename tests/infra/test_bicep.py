@@ -67,6 +67,7 @@ NOT_SET_IN_AZURE = {
 }
 
 QUEUES = {"sync-jobs", "writes", "outbound"}
+FEEDS = {"calendar-changes", "outbound-results"}  # read by Communifire (issue 12): no poison twin
 
 
 def read(path: Path) -> str:
@@ -176,7 +177,7 @@ def test_storage_account_accepts_only_entra_tokens_over_tls12() -> None:
 def test_the_communifire_queues_and_their_poison_twins_are_created() -> None:
     text = code(STORAGE)
     names = set(re.findall(r"^\s*'([a-z-]+)'\s*$", block_after(text, text.index("var queueNames"), "[]"), re.MULTILINE))
-    assert names == QUEUES | {f"{q}-poison" for q in QUEUES}
+    assert names == QUEUES | {f"{q}-poison" for q in QUEUES} | FEEDS
 
 
 def test_the_queue_settings_name_the_created_queues() -> None:
@@ -336,6 +337,7 @@ def test_the_identity_gets_exactly_its_data_roles() -> None:
         "storageQueueDataMessageSender": "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a",
         "keyVaultCryptoUser": "12338af0-0e69-4776-bea7-57ae8d297424",
         "keyVaultCryptoOfficer": "14b46e9e-c2b7-41b4-b07b-48a6ebf60603",
+        "storageQueueDataMessageProcessor": "8a0f0c08-91a1-4084-bc3d-661d67233fed",
     }
     for name, guid in expected.items():
         assert re.search(rf"{name}:\s*'{guid}'", text), name
@@ -348,13 +350,31 @@ def test_the_identity_gets_exactly_its_data_roles() -> None:
         assert broad not in text
     # Roles are scoped to one resource, never the resource group or the subscription.
     scopes = set(re.findall(r"^\s*scope:\s*(\w+)", text, re.MULTILINE))
-    assert scopes == {"storage", "vault", "keyEncryptionKey", "appInsights", "outboundQueue"}
+    assert scopes == {"storage", "vault", "keyEncryptionKey", "appInsights", "outboundQueue", "changesQueue",
+                      "resultsQueue"}
     # The app may unwrap with the one key-encryption key, nothing else in the vault.
     unwrap = block_after(text, text.index("resource appUnwrap"))
     assert "scope: keyEncryptionKey" in unwrap and "roles.keyVaultCryptoUser" in unwrap
-    # The Communifire backend may only send, and only to the outbound queue.
-    backend = block_after(text, text.index("resource communifireOutbound"))
-    assert "scope: outboundQueue" in backend and "roles.storageQueueDataMessageSender" in backend
+
+
+def test_the_communifire_backend_gets_exactly_send_on_outbound_and_read_delete_on_the_two_feeds() -> None:
+    """Issue 12: the backend's identity sends to ``outbound`` and reads/deletes
+    ``calendar-changes`` and ``outbound-results``; nothing on tables, nothing wider."""
+    text = code(RBAC)
+    grants = {}
+    for m in re.finditer(r"^resource\s+(\w+)\s+'Microsoft\.Authorization/roleAssignments@[^']+'\s*=", text, re.MULTILINE):
+        body = block_after(text, m.end())
+        if "principalId: communifirePrincipalId" in body:
+            scope = re.search(r"^\s*scope:\s*(\w+)", body, re.MULTILINE).group(1)
+            grants[scope] = set(re.findall(r"roles\.(\w+)\)", body))
+    assert grants == {"outboundQueue": {"storageQueueDataMessageSender"},
+                      "changesQueue": {"storageQueueDataMessageProcessor"},
+                      "resultsQueue": {"storageQueueDataMessageProcessor"}}
+    queues = {sym: re.search(r"name:\s*'([^']+)'", block_after(text, text.index(f"resource {sym} "))).group(1)
+              for sym in grants}
+    assert queues == {"outboundQueue": "outbound", "changesQueue": "calendar-changes", "resultsQueue": "outbound-results"}
+    settings = app_settings()
+    assert settings["CalendarChangesQueue"] == "'calendar-changes'" and settings["OutboundResultsQueue"] == "'outbound-results'"
 
 
 # --- wiring: what a Bicep build would check ---------------------------------------------

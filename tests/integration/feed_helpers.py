@@ -31,21 +31,21 @@ def change_types(message: dict[str, Any]) -> list[str]:
 
 
 def replay(messages: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """An empty Communifire model, with every feed message applied in per-event sequence
-    order (what docs/changes.md tells the consumer to do); duplicates are skipped by
-    change id, older sequence numbers by seq."""
+    """An empty Communifire model, with every message of both feeds (``calendar-changes``
+    and ``outbound-results``) applied in per-event sequence order, as docs/changes.md
+    tells the consumer to; duplicates are skipped by change id, older ones by seq."""
     model: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
     last: dict[str, int] = {}
-    for m in sorted(messages, key=lambda m: (m["event_id"], m["seq"])):
+    for m in sorted((m for m in messages if m.get("seq")), key=lambda m: (m["event_id"], m["seq"])):
         if m["change_id"] in seen or m["seq"] <= last.get(m["event_id"], 0):
             continue
         seen.add(m["change_id"])
         last[m["event_id"]] = m["seq"]
-        if any(c["type"] == "event_deleted" for c in m["changes"]):
-            model.pop(m["event_id"], None)
-        elif m["event"] is not None:
+        if m["event"] is not None:
             model[m["event_id"]] = m["event"]
+        elif "by_reference" not in m:  # event_deleted, or an applied delete on outbound-results
+            model.pop(m["event_id"], None)
     return model
 
 

@@ -138,3 +138,48 @@ def test_the_read_api_narrows_to_from_to_and_refuses_bad_input_clearly(alice):
     resp = alice.http.get(f"{alice.host.url}/calendar/1001", params=alice.key_params(**{"from": "next tuesday"}))
     assert resp.status_code == 400 and "'from'" in resp.json()["message"]
     assert alice.http.get(f"{alice.host.url}/calendar/1001").status_code == 401  # function key
+
+
+# -- the property: the feed replayed is the read API ----------------------------------------
+
+from datetime import datetime, timezone  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from tests.integration.feed_helpers import replay, users_events  # noqa: E402
+from tests.integration.test_inbound_properties import OPS, _series, apply_op  # noqa: E402
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_property_replaying_the_feed_in_seq_order_onto_an_empty_model_gives_the_read_apis_answer(stack, ops):
+    """Whatever a person does in Outlook (O1, O2, O4, O5, O7, new and deleted events), every
+    message on ``calendar-changes``, applied in per-event sequence order to an empty
+    Communifire model, gives exactly what ``GET /calendar/{user}`` answers (issue 12)."""
+    stack.control.reset()
+    stack.host.invocations.clear()
+    tenant = stack.control.add_tenant(tenant_id=stack.tenant_id, name="Contoso")
+    stack.control.register_app(stack.client_id, stack.client_secret, [stack.settings.redirect_uri], tenant)
+    stack.add_user(ALICE)
+    for table in ("Users", "Events", "OutlookIndex", "MeetingIndex", "Audit", "Bindings"):
+        t = stack.app.storage.table(table)
+        for e in list(t.list_entities()):
+            t.delete_entity(e["PartitionKey"], e["RowKey"])
+    drain(stack)
+    assert stack.connect("1001", ALICE).status_code == 200
+    today = datetime.now(timezone.utc).date()
+    first = today + timedelta(days=(0 - today.weekday()) % 7 + 7)
+    stack.control.create_event(ALICE, _series("Weekly", first))
+    synced(stack)
+    messages = drain(stack)
+    for op, n in ops:
+        apply_op(stack.control, op, n, first)
+        synced(stack)  # one sync per edit: more messages, more chances to disagree
+        messages += drain(stack)
+    api = read_api(stack, "1001")
+    assert users_events(replay(messages), "1001") == api["events"]
+    assert all(m["seq"] >= 1 and m["users"] for m in messages)
+    by_event: dict[str, list[int]] = {}
+    for m in messages:
+        by_event.setdefault(m["event_id"], []).append(m["seq"])
+    assert all(seqs == sorted(seqs) and len(set(seqs)) == len(seqs) for seqs in by_event.values())

@@ -119,8 +119,11 @@ def test_A3_A6_an_edit_all_publishes_only_what_it_did_beyond_the_fields_it_gave(
     after = replace(before, segments=(moved_seg,), exceptions={kept.original_start: kept})
     out = changes(before, after)
     asked = change_feed.Asked("update", "all", None, frozenset({"start", "end"}))
-    effects = change_feed.side_effects(out, asked)
-    assert effects == []  # every instance moved with the series: what the author asked
+    assert change_feed.side_effects(out, asked) == []  # every instance moved with the series: asked
+    effects = change_feed.side_effects(out, asked, doc(before), doc(after))
+    assert effects == [{"type": "instances_changed", "instances": [{  # but the exception lost its own time (A6)
+        "original_start": "2026-12-15T11:00:00Z", "previous_original_start": "2026-12-15T09:00:00Z",
+        "fields": ["end", "start"], "values": {"end": "2026-12-15T11:30:00Z", "start": "2026-12-15T11:00:00Z"}}]}]
     # A6: a location change reaching an exception is asked; the exception losing its own
     # title on the way would not be, and is published
     relocated = replace(before, segments=(replace(before.segments[0], location="Room 2"),),
