@@ -17,7 +17,8 @@
 //   - a Flex Consumption (FC1) plan and a Linux function app on Python 3.11;
 //   - role assignments: least-privilege data roles for the identity, and optional
 //     roles for the person or pipeline that deploys (principalId) and for the
-//     Communifire backend, which may only send to the outbound queue.
+//     Communifire backend, which may only send to the outbound queue and read/delete the
+//     calendar-changes and outbound-results queues (nothing on tables).
 //
 // No connection string, account key or SAS appears anywhere: every client
 // authenticates with Microsoft Entra ID.
@@ -93,7 +94,7 @@ param principalId string = ''
 @description('Kind of principal behind principalId.')
 param principalType string = 'User'
 
-@description('Object id of the service principal or managed identity the Communifire backend uses to put messages on the outbound queue. Empty: grant it later (docs/deploy.md). It gets Storage Queue Data Message Sender on that one queue only.')
+@description('Object id of the service principal or managed identity the Communifire backend uses. Empty: grant it later (docs/deploy.md). It gets Storage Queue Data Message Sender on the outbound queue and Storage Queue Data Message Processor on calendar-changes and outbound-results, nothing else.')
 param communifirePrincipalId string = ''
 
 @description('Tags added to every resource.')

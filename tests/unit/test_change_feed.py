@@ -250,3 +250,17 @@ def test_every_documented_change_example_passes_the_schema(path):
     message = json.loads(path.read_text())
     validate_feed("calendar-changes", message)
     assert path.stem.replace("-", "_") in [c["type"] for c in message["changes"]]  # the file names its kind
+
+
+@pytest.mark.parametrize("path", sorted((__import__("pathlib").Path(__file__).parents[2] / "docs/examples/results").glob("*.json")),
+                         ids=lambda p: p.stem)
+def test_every_documented_result_example_passes_the_schema(path):
+    message = json.loads(path.read_text())
+    validate_feed("outbound-results", message)
+    assert message["status"] == path.stem
+
+
+def test_the_documented_bind_passes_the_producers_checks():
+    from core.app.producer import validate
+
+    validate(json.loads((__import__("pathlib").Path(__file__).parents[2] / "docs/examples/bind/bind.json").read_text()))
