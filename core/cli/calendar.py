@@ -19,16 +19,16 @@ AUDIT_COLUMNS = [Column("at", "at (UTC)"), Column("source"), Column("kind", "act
                  Column("rule"), Column("reason")]
 
 
-def load_calendar(app: Any, user_id: str) -> dict[str, Any]:
-    """The calendar JSON of docs/calendar-json.md for one user, from Table Storage."""
-    from core.adapters.events import EventStore
-    from core.app.sync import window_for
-    from core.plan.calendar_view import calendar_json
+def load_calendar(app: Any, user_id: str, start: str | None = None, end: str | None = None) -> dict[str, Any]:
+    """The calendar JSON of docs/calendar-json.md for one user: the very document the read
+    API ``GET /calendar/{user}?from=&to=`` answers (``core.app.service.read_calendar``).
 
-    state, loaded = EventStore(app.storage).load_user_state(user_id)
-    now = app.clock()
-    links = [link for item in loaded.values() for link in item.links]
-    return calendar_json(user_id, state.events, links, window_for(now), now)
+    Raises:
+        core.app.service.BadRequest: a bad date or range (exit 2 with the reason).
+    """
+    from core.app.service import read_calendar
+
+    return read_calendar(app, user_id, start, end)
 
 
 def calendar_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -64,7 +64,7 @@ def cmd_calendar(args: argparse.Namespace) -> int:
     out = output_for(args)
     user_id = check_user(args.user)
     app = storage_app()
-    doc = load_calendar(app, user_id)
+    doc = load_calendar(app, user_id, args.start, args.end)
     if not doc["events"] and app.users.get(user_id) is None:
         raise unknown_user(user_id)
     if out.fmt == "json":
@@ -93,8 +93,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = add_command(sub, "calendar", cmd_calendar, "show a user's Communifire calendar as stored "
-                    "(-o json: docs/calendar-json.md)", formats=LIST_FORMATS)
+                    "(-o json: docs/calendar-json.md, the read API's document)", formats=LIST_FORMATS)
     add_user_option(p)
+    p.add_argument("--from", dest="start", metavar="WHEN",
+                   help="only what overlaps this date or UTC time and after (the read API's from=)")
+    p.add_argument("--to", dest="end", metavar="WHEN", help="only what starts before this (the read API's to=)")
     p = add_command(sub, "audit", cmd_audit, "what each sync changed for a user, and why", formats=LIST_FORMATS)
     add_user_option(p)
     p.add_argument("--limit", type=int, default=100, help="newest entries to show (default 100)")

@@ -6,8 +6,9 @@ unknown fields tolerated, another major version reported and skipped). It never 
 message away from Communifire: a queue can only be peeked at its 32 oldest messages, so
 when nobody reads the feed, later messages show as the older ones are read.
 
-``add_commands(subparsers)`` is called from ``core.cli.main.build_parser``. Exit codes:
-0 done (``--once``) or stopped with Ctrl-C, 2 bad usage or invalid settings.
+Registered by ``core.cli.main`` (``register``). Output: one line per message, or with
+``-o json`` / ``--json`` one JSON message per line (JSON Lines). Exit codes: 0 done
+(``--once``), 130 stopped with Ctrl-C, 2 bad usage or invalid settings.
 """
 
 from __future__ import annotations
@@ -18,14 +19,10 @@ import sys
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from core.cli.context import add_command, add_user_option, output_for, storage_app
+from core.cli.errors import EXIT_OK, usage
+
 PEEK_MAX = 32  # Queue Storage peeks at most 32 messages
-
-
-def _app():
-    from core.app.bootstrap import get_app
-
-    return get_app()
 
 
 def concerns(message: Mapping[str, Any], user_id: str | None) -> bool:
@@ -85,33 +82,29 @@ def follow(peek: Callable[[], Iterable[Any]], show: Callable[[Mapping[str, Any]]
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
+    out = output_for(args)
     feed = "outbound-results" if args.results else "calendar-changes"
     if args.interval <= 0:
-        print("--interval must be above 0 seconds", file=sys.stderr)
-        return EXIT_USAGE
-    queue = _app().storage.queue(feed)
+        raise usage("--interval must be above 0 seconds")
+    queue = storage_app().storage.queue(feed)
 
     def show(message: Mapping[str, Any]) -> None:
-        print(json.dumps(message, separators=(",", ":"), sort_keys=False) if args.json else line(message), flush=True)
+        text = json.dumps(message, separators=(",", ":"), sort_keys=False) if out.fmt == "json" else line(message)
+        print(text, flush=True)
 
-    try:
-        follow(lambda: queue.peek_messages(max_messages=PEEK_MAX), show, feed, args.user, once=args.once,
-               interval=args.interval)
-    except KeyboardInterrupt:
-        pass
+    follow(lambda: queue.peek_messages(max_messages=PEEK_MAX), show, feed, args.user, once=args.once,
+           interval=args.interval)  # Ctrl-C: the CLI's handler exits 130
     return EXIT_OK
 
 
-def add_commands(sub: Any) -> None:
+def register(sub: Any) -> None:
     changes = sub.add_parser("changes", help="the feeds the app sends to Communifire (docs/changes.md)",
                              description="the feeds the app sends to Communifire (docs/changes.md)")
-    changes_sub = changes.add_subparsers(dest="changes_command", required=True)
-    p = changes_sub.add_parser("tail", help="show calendar-changes (or outbound-results) as messages arrive",
-                               description="Show the change feed as it arrives, without taking messages away "
-                                           "from Communifire (peek). Ctrl-C stops.")
-    p.add_argument("--user", help="only messages concerning this Communifire user id")
-    p.add_argument("--json", action="store_true", help="one JSON message per line (JSON Lines)")
+    changes_sub = changes.add_subparsers(dest="changes_command", required=True, metavar="{tail}")
+    p = add_command(changes_sub, "tail", cmd_tail, "show calendar-changes (or outbound-results) as messages arrive",
+                    description="Show the change feed as it arrives, without taking messages away from "
+                                "Communifire (peek). Ctrl-C stops.")
+    add_user_option(p, required=False)
     p.add_argument("--results", action="store_true", help="the outbound-results feed instead of calendar-changes")
     p.add_argument("--once", action="store_true", help="print what is waiting now and stop")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between two peeks (default 2)")
-    p.set_defaults(func=cmd_tail)

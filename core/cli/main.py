@@ -46,6 +46,7 @@ COMMAND_MODULES = (
     "core.cli.keys",
     "core.cli.outbound",
     "core.cli.notifications",
+    "core.cli.changes",
 )
 
 EPILOG = """exit codes: 0 all well; 1 a check or an operation failed, or an unknown user;

@@ -224,7 +224,9 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     confirm(args, f"apply user {user.user_id}'s held plan",
             f"Apply {len(plan.actions)} action(s) ({deletes} delete(s)) to user {user.user_id}'s Communifire calendar?")
     ctx = service.sync_context(app)
-    for change in changes_for(user.user_id, planned.state, planned.loaded, plan):
+    import uuid
+
+    for change in changes_for(user.user_id, planned.state, planned.loaded, plan, app.clock(), uuid.uuid4().hex):
         apply_event_change(ctx, {"user_id": user.user_id, "change": change.to_json()})
     app.users.save(replace(app.users.get(user.user_id), held_plan="", last_error=""))
     if out.fmt == "json":
