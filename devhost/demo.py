@@ -102,8 +102,18 @@ class Demo:
         self.step += 1
         self.out.say("")
         self.out.say(f"{self.step}. {line}")
+        self.heard()
         if user_id:
             print_calendar(self.calendar(user_id), self.out)
+
+    def heard(self) -> None:
+        """What Communifire's backend reads from the two feeds since the last step
+        (docs/changes.md), one line each, as ``outlook-sync changes tail`` shows them."""
+        from core.cli.changes import line
+
+        for feed in ("calendar-changes", "outbound-results"):
+            for message in self.stack.feed(feed):
+                self.out.say(f"   Communifire hears: {line(message)}")
 
     def only_event(self) -> dict[str, Any]:
         events = self.calendar()["events"]

@@ -25,4 +25,7 @@ def test_the_demo_story_runs_step_by_step_and_ends_with_nothing_left_in_outlook(
     for step, rule in zip(steps, ("(D4)", "D2)", "(A1, A2)", "(A3)", "(A8, O6)"), strict=True):
         assert rule in step, step
     assert f"{NEW_TITLE}  " in text.getvalue()  # the renamed event in the table of step 4
+    heard = [line for line in text.getvalue().splitlines() if "Communifire hears:" in line]
+    assert any("series_split" in line for line in heard)  # issue 12: the split reaches Communifire's feed
+    assert any("applied  operation demo-" in line for line in heard)  # and each outbound operation's result
     assert stack.calendar("1001")["events"] == [] and stack.calendar("1002")["events"] == []
