@@ -185,7 +185,7 @@ def test_the_queue_settings_name_the_created_queues() -> None:
     # storage.bicep creates (the defaults), so the host, the app and the backend agree.
     settings = app_settings()
     named = {setting: settings[setting].strip("'") for setting in QUEUE_SETTINGS.values()}
-    assert set(named.values()) == QUEUES
+    assert set(named.values()) == QUEUES | FEEDS
     assert named == {setting: logical for logical, setting in QUEUE_SETTINGS.items()}  # the app's defaults
 
 
