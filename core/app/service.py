@@ -27,6 +27,7 @@ from core.app.sync import SyncContext, SyncReport, apply_event_change, sync_user
 from core.adapters.users import NEEDS_RECONNECT, UserRecord, due_users
 from core.plan.connect import ConnectInputError, check_return_url, expected_account
 from core.adapters.auth import SyncDisabled  # noqa: F401  (re-exported for functions/)
+from core.config.settings import FEED_QUEUES
 from core.config.settings import SettingsError  # noqa: F401  (re-exported for functions/)
 
 log = logging.getLogger(__name__)
@@ -372,6 +373,8 @@ def report_queue_depths(app: App) -> dict[str, int]:
     """
     depths = {}
     for name in QUEUES:
+        if name in FEED_QUEUES:
+            continue  # read by Communifire: no trigger, no poison twin
         props = app.storage.queue(f"{name}-poison").get_queue_properties()
         depths[f"{name.replace('-', '_')}_poison"] = int(props.approximate_message_count or 0)
     logs.info(log, "queue depths", poison_messages=sum(depths.values()), **depths)
