@@ -493,6 +493,11 @@ def outlook_writes(steps: Iterable[Step], progress: Mapping[str, Any]) -> list[d
              "outcome": str((progress.get(s.id) or {}).get("outcome", "not done"))} for s in steps]
 
 
+def _without_seq(doc: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """A document without what every change moves on (``seq``), for comparing two states."""
+    return None if doc is None else {k: v for k, v in doc.items() if k != "seq"}
+
+
 def published_messages(msg: OutboundMessage, plan: OutboundPlan, loaded: LoadedEvent | None, new_event: Event | None,
                        links: list[OutlookLink], steps: Iterable[Step], progress: Mapping[str, Any], change_id: str,
                        now: datetime) -> dict[str, Any]:
@@ -503,9 +508,9 @@ def published_messages(msg: OutboundMessage, plan: OutboundPlan, loaded: LoadedE
     before = event_json(loaded.event, loaded.links, window, EventMeta(loaded.meta.seq, loaded.meta.communifire_id)) \
         if loaded else None
     after = event_json(new_event, links, window, EventMeta(meta.seq, meta.communifire_id)) if new_event else None
-    strip = (lambda d: None if d is None else {k: v for k, v in d.items() if k != "seq"})
     asked = change_feed.Asked(msg.operation, msg.scope, msg.instance, frozenset(msg.event.given))
-    effects = change_feed.side_effects(change_feed.event_changes(strip(before), strip(after)), asked, before, after)
+    effects = change_feed.side_effects(change_feed.event_changes(_without_seq(before), _without_seq(after)), asked,
+                                       before, after)
     result = {"event_id": plan.event_id, "communifire_id": meta.communifire_id, "seq": meta.seq,
               "change_id": change_id, "side_effects": effects, "outlook_writes": outlook_writes(steps, progress),
               "event": after}

@@ -101,6 +101,11 @@ def _segment_json(seg: Segment, until: datetime | None, links: Sequence[OutlookL
     }
 
 
+def _effective(changes: Mapping[str, Any], seg: Segment, name: str) -> Any:
+    """An instance's value of a field: its own change (D2), else its segment's (A4)."""
+    return changes.get(name, seg.value(name))
+
+
 def _instances(event: Event, window: Window, links: Sequence[OutlookLink]) -> list[dict[str, Any]]:
     """Every instance in the window with its effective values (rules A1, A4, D2, D3)."""
     out: list[dict[str, Any]] = []
@@ -115,7 +120,6 @@ def _instances(event: Event, window: Window, links: Sequence[OutlookLink]) -> li
                 continue
             exc = event.exceptions.get(start)
             changes = dict(exc.changes) if exc else {}
-            value = lambda name: changes.get(name, seg.value(name))  # noqa: E731
             state = "deleted" if start in event.deleted else ("exception" if exc else "normal")
             out.append(
                 {
@@ -123,12 +127,12 @@ def _instances(event: Event, window: Window, links: Sequence[OutlookLink]) -> li
                     "start": iso(changes.get("start", start)),
                     "end": iso(changes.get("end", occurrence_end(start, seg.end - seg.start, zone,
                                                                 is_all_day=seg.is_all_day))),
-                    "title": value("title"),
-                    "location": value("location"),
-                    "all_day": value("is_all_day"),
-                    "time_zone": value("time_zone"),
-                    "body": value("body"),
-                    "attendees": _attendees(value("attendees")),
+                    "title": _effective(changes, seg, "title"),
+                    "location": _effective(changes, seg, "location"),
+                    "all_day": _effective(changes, seg, "is_all_day"),
+                    "time_zone": _effective(changes, seg, "time_zone"),
+                    "body": _effective(changes, seg, "body"),
+                    "attendees": _attendees(_effective(changes, seg, "attendees")),
                     "rsvps": effective_rsvps(event.rsvps, start),
                     "state": state,
                     "changed_fields": sorted(changes) if exc else [],

@@ -143,7 +143,7 @@ def _lost_own_changes(before: Mapping[str, Any] | None, after: Mapping[str, Any]
     if not old or len(old) != len(new):
         return []
     out = []
-    for b, a in zip(old, new):
+    for b, a in zip(old, new, strict=True):  # same length, checked above
         lost = sorted(_MODEL_TO_DOC.get(f, f) for f in set(b["changed_fields"]) - set(a["changed_fields"]))
         if b["state"] != a["state"]:
             lost.append("state")
