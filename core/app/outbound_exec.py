@@ -575,6 +575,9 @@ class OutboundRunner:
         rec.event_id = original.event.id
         for attempt in range(MAX_REPLANS):
             loaded = self.events.load(original.event.id)
+            done = loaded.ops.get(original.operation_id) if loaded is not None else None
+            if done is not None:  # committed before a crash: ordering would call it stale
+                return self._committed(original, done)
             applied = ordering.loads(loaded.versions if loaded else "")
             if loaded is None and original.operation != "create":
                 reason = ordering.stale_after_delete(original, self._deleted_by(original.event.id))
@@ -590,9 +593,6 @@ class OutboundRunner:
                                                                "series" if l.kind == "series" else "single")
                             for l in (loaded.links if loaded else ()) if l.kind in ("single", "series")}
             plan = self._plan(msg, loaded)
-            done = loaded.ops.get(original.operation_id) if loaded is not None else None
-            if done is not None:
-                return self._committed(original, done)
             if plan.refused:
                 raise OutboundRejected(plan.refused, msg.operation_id)
             rec.event_id = plan.event_id
