@@ -124,3 +124,24 @@ def test_born_in_outlook_feed_then_bind_then_every_message_carries_both_ids_and_
     [deleted] = [m for m in feed if "instances_deleted" in change_types(m)]
     assert (deleted["event_id"], deleted["communifire_id"]) == (event_id, "cf-content-77") and deleted["seq"] == 4
     assert_agree(stack, "1001", [created, bound, updated, *feed], event_id)
+
+
+def test_an_operation_redelivered_after_its_commit_publishes_its_result_again_and_writes_nothing(stack, cf):
+    """At least once (issue 12): a crash after the Table Storage commit but before the
+    status was saved leaves the operation ``running``; its redelivery finds the committed
+    ``op|`` row and publishes the same result again instead of writing twice."""
+    from core.app.outbound_exec import Operations
+
+    start = day0()
+    msg = cf.message("create", event={"title": "Once", "start": z(start), "end": z(start + timedelta(hours=1))})
+    assert cf.send(msg) == "applied"
+    [first] = results(stack)
+    ops = Operations(stack.app.storage)
+    rec = ops.get(msg["operation_id"])
+    rec.status = "running"  # the crash: the final status never reached the record
+    ops.save(rec, stack.app.clock())
+    stack.control.clear_requests_log()
+    assert cf.send(msg) == "applied"
+    [again] = results(stack)
+    assert (again["change_id"], again["seq"], again["event"]) == (first["change_id"], first["seq"], first["event"])
+    assert [r for r in stack.control.requests_log() if r.get("method") in ("POST", "PATCH", "DELETE")] == []
