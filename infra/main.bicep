@@ -213,7 +213,7 @@ param keyVaultSoftDeleteRetentionDays int = 90
 
 @minValue(30)
 @maxValue(730)
-@description('E-mail address for the alert rules (poison messages, reconnects rising, sync failure rate). Empty: alerts show in the portal only.')
+@description('E-mail address for the alert rules (poison messages, reconnects rising, sync failure rate, notification failures). Empty: alerts show in the portal only.')
 param alertEmail string = ''
 
 @description('Days Log Analytics keeps the app\'s logs.')

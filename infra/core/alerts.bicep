@@ -6,7 +6,8 @@
 //   - poison-messages: messages in sync-jobs-poison, writes-poison or outbound-poison
 //     (the sync timer logs the depth of each poison queue on every tick);
 //   - reconnect-rising: more users needing to reconnect than usual;
-//   - sync-failure-rate: too many failed sync jobs.
+//   - sync-failure-rate: too many failed sync jobs;
+//   - notification-failures: Graph change notifications or subscriptions failing.
 // Fired alerts go to the action group when an address is given (alertEmail), and are
 // listed in the portal (Monitor > Alerts) either way.
 
@@ -47,6 +48,15 @@ var alerts = [
     frequency: 'PT15M'
     window: 'PT1H'
     query: loadTextContent('../alerts/sync-failure-rate.kql')
+  }
+  {
+    name: 'notification-failures'
+    displayName: 'Outlook Sync: change notifications or subscriptions failing'
+    description: 'Graph change notifications or subscription upkeep keep failing; affected users fall back to polling. Runbook: docs/operations.md, "Alerts".'
+    severity: 3
+    frequency: 'PT15M'
+    window: 'PT1H'
+    query: loadTextContent('../alerts/notification-failures.kql')
   }
 ]
 

@@ -78,7 +78,8 @@ def test_the_token_encryption_key_is_wrapped_by_a_key_vault_key() -> None:
 def test_every_alert_query_is_a_rule_and_is_in_the_runbook() -> None:
     alerts_bicep = code(INFRA / "core" / "alerts.bicep")
     runbook = read(RUNBOOK)
-    assert {p.stem for p in ALERTS} == {"poison-messages", "reconnect-rising", "sync-failure-rate"}
+    assert {p.stem for p in ALERTS} == {"poison-messages", "reconnect-rising", "sync-failure-rate",
+                                        "notification-failures"}
     for path in ALERTS:
         assert f"loadTextContent('../alerts/{path.name}')" in alerts_bicep
         assert read(path).strip() in runbook, f"docs/operations.md must show {path.name} as it is"
