@@ -10,6 +10,8 @@ deleted with everything that could reach the mailbox).
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, TypeVar
@@ -30,9 +32,25 @@ _TRANSACTION_LIMIT = 100
 #: The Users columns the timer reads (``UserStore.schedule_view``): everything the due
 #: rule (``due_users``) looks at. A rule that reads another column adds it here.
 SCHEDULE_COLUMNS = ("RowKey", "State", "NextDueAt", "LastSyncAt", "Failures", "DeltaWindowStart",
+                    # which users wait for a token key, for the round's one error (issue 10)
+                    "LastError",
                     # the subscription's, for the due rule with notifications on (issue 13)
                     "SubscriptionId", "SubscriptionExpiresAt", "SubscriptionStatus", "SubscriptionRetryAt")
 _T = TypeVar("_T")
+_KID_IN_ERROR = re.compile(r"key '([^']+)'")
+
+
+def waiting_for_key(users: Iterable["UserRecord"]) -> tuple[list[str], list[str]]:
+    """The users whose token cache's key is not configured (``last_error`` starts with
+    ``KEY_MISSING_PREFIX``) and the key ids they need, sorted: what the timer reports as
+    one error per round (issue 10), however many users wait."""
+    held, kids = [], set()
+    for user in users:
+        if user.state == CONNECTED and user.last_error.startswith(KEY_MISSING_PREFIX):
+            held.append(user.user_id)
+            match = _KID_IN_ERROR.search(user.last_error)
+            kids.add(match.group(1) if match else "?")
+    return sorted(held), sorted(kids)
 
 
 def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:

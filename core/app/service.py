@@ -24,7 +24,7 @@ from core.adapters.events import EventStore
 from core.adapters.rows import link_key
 from core.adapters.storage import QUEUES, escape_key
 from core.app.sync import SyncContext, SyncReport, apply_event_change, sync_user
-from core.adapters.users import NEEDS_RECONNECT, UserRecord, due_users
+from core.adapters.users import NEEDS_RECONNECT, UserRecord, due_users, waiting_for_key
 from core.plan.connect import ConnectInputError, check_return_url, expected_account
 from core.adapters.auth import SyncDisabled  # noqa: F401  (re-exported for functions/)
 from core.config.settings import FEED_QUEUES
@@ -251,7 +251,14 @@ def enqueue_due(app: App) -> list[str]:
     now = app.clock()
     settings = app.settings
     # with notifications on, a user whose subscription must be made or renewed is due too (issue 13)
-    due = [u.user_id for u in due_users(app.users.schedule_view(), now,
+    view = list(app.users.schedule_view())
+    held, kids = waiting_for_key(view)
+    if held:
+        # issue 10: one error per round however many users wait; each still syncs (and
+        # recovers by itself once the key is configured), logging a warning of its own
+        logs.error(log, "token caches cannot be opened: users wait for a key TokenEncryptionKey lacks",
+                   users=len(held), key_ids=",".join(kids))
+    due = [u.user_id for u in due_users(view, now,
                                         settings.subscription_max_minutes if settings.notifications_enabled else None)]
     batches = [due[i:i + FANOUT_BATCH] for i in range(0, len(due), FANOUT_BATCH)]
     if len(batches) == 1 and len(batches[0]) == 1:

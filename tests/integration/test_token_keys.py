@@ -71,6 +71,13 @@ def test_a_missing_key_keeps_every_cache_pauses_the_users_with_one_error_and_rec
     assert {r.user_id for r in warned} == {"1001", "1002"}  # named, per user, with the key id
     assert titles(stack, "1001") == ["Alice's review"]  # Communifire's side untouched
 
+    caplog.clear()
+    stack.sync_all()  # the next round: one error for the round, not one per user
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert errors[0].users == 2 and errors[0].key_ids == "k1"
+    assert all(stack.app.users.get(u).sealed_cache == sealed[u] for u in ("1001", "1002"))
+
     stack.reconfigure(TokenEncryptionKey=f"{new_key('k2')},{k1}")  # the key is back (after a new first key)
     stack.sync_all()
     for user_id in ("1001", "1002"):

@@ -2,7 +2,16 @@
 
 from datetime import datetime, timedelta, timezone
 
-from core.adapters.users import CONNECTED, NEEDS_RECONNECT, UserRecord, after_failure, after_success, due_users
+from core.adapters.users import (
+    CONNECTED,
+    KEY_MISSING_PREFIX,
+    NEEDS_RECONNECT,
+    UserRecord,
+    after_failure,
+    after_success,
+    due_users,
+    waiting_for_key,
+)
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 
@@ -30,3 +39,16 @@ def test_failures_back_off_exponentially_but_at_most_a_day():
         delays.append(u.next_due_at - NOW)
     assert delays[0] == timedelta(minutes=30) and delays == sorted(delays)
     assert max(delays) == timedelta(days=1) and u.last_error == "Graph 503"
+
+
+def test_users_waiting_for_a_key_are_counted_once_with_the_key_ids_they_need():
+    # issue 10: the timer logs one error per round naming how many users wait and for which keys
+    users = [
+        UserRecord("a", CONNECTED, last_error=f"{KEY_MISSING_PREFIX}token cache sealed with key 'k1', which ..."),
+        UserRecord("b", CONNECTED, last_error=f"{KEY_MISSING_PREFIX}token cache does not open with the configured key 'k2' (x)"),
+        UserRecord("c", CONNECTED, last_error=f"{KEY_MISSING_PREFIX}token cache sealed with key 'k1', which ..."),
+        UserRecord("d", CONNECTED, last_error="Graph answered 503"),
+        UserRecord("e", NEEDS_RECONNECT, last_error=f"{KEY_MISSING_PREFIX}token cache sealed with key 'k9'"),
+    ]
+    assert waiting_for_key(users) == (["a", "b", "c"], ["k1", "k2"])
+    assert waiting_for_key([UserRecord("d", CONNECTED)]) == ([], [])
